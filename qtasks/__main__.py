@@ -1,0 +1,5 @@
+import sys
+
+from qtasks.cli import main
+
+sys.exit(main())

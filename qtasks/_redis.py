@@ -1,0 +1,97 @@
+"""Redis connections shared by the Redis broker, storage and global config.
+
+redis-py's asyncio clients belong to the event loop that first used them, and a
+process may use several loops over its life (a sync app's portal thread, tests
+calling ``asyncio.run`` twice). A connector therefore keeps one client per loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+DEFAULT_URL = "redis://localhost:6379/0"
+
+# Errors that mean "the server is unreachable right now"; callers back off and retry.
+CONNECTION_ERRORS: tuple[type[BaseException], ...] = (RedisConnectionError, RedisTimeoutError, OSError)
+
+
+class RedisConnector:
+    """Hands out one ``redis.asyncio.Redis`` per running event loop for one URL."""
+
+    def __init__(self, url: str | None = None, client: aioredis.Redis | None = None) -> None:
+        self.url = url or DEFAULT_URL
+        self._fixed = client
+        self._clients: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, aioredis.Redis] = (
+            weakref.WeakKeyDictionary()
+        )
+        self.loop_state: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[str, Any]] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def client(self) -> aioredis.Redis:
+        if self._fixed is not None:
+            return self._fixed
+        loop = asyncio.get_running_loop()
+        c = self._clients.get(loop)
+        if c is None:
+            c = aioredis.Redis.from_url(
+                self.url,
+                decode_responses=True,
+                retry=Retry(ExponentialBackoff(cap=0.5, base=0.02), 2),
+                retry_on_error=[RedisConnectionError, RedisTimeoutError],
+                socket_keepalive=True,
+                socket_connect_timeout=5,
+                health_check_interval=30,
+            )
+            self._clients[loop] = c
+        return c
+
+    def state(self) -> dict[str, Any]:
+        """A per-loop dict for helpers that hold connections (e.g. the result waiter)."""
+        loop = asyncio.get_running_loop()
+        st = self.loop_state.get(loop)
+        if st is None:
+            st = self.loop_state[loop] = {}
+        return st
+
+    async def close(self) -> None:
+        loop = asyncio.get_running_loop()
+        c = self._clients.pop(loop, None)
+        if c is not None:
+            await c.aclose()
+
+
+def redacted(url: str) -> str:
+    """The URL with any password replaced, for logs."""
+    if "@" not in url or "://" not in url:
+        return url
+    scheme, rest = url.split("://", 1)
+    creds, host = rest.rsplit("@", 1)
+    user = creds.split(":", 1)[0]
+    return f"{scheme}://{user}:***@{host}" if ":" in creds else f"{scheme}://{user}@{host}"
+
+
+class LuaScript:
+    """A Lua script run by EVALSHA, loaded on first use or after a server restart."""
+
+    def __init__(self, source: str) -> None:
+        import hashlib
+
+        self.source = source
+        self.sha = hashlib.sha1(source.encode()).hexdigest()
+
+    async def __call__(self, client: aioredis.Redis, keys: list[str], args: list[Any]) -> Any:
+        from redis.exceptions import NoScriptError
+
+        try:
+            return await client.evalsha(self.sha, len(keys), *keys, *args)  # type: ignore[misc]
+        except NoScriptError:
+            return await client.eval(self.source, len(keys), *keys, *args)  # type: ignore[misc]

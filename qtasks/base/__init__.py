@@ -1,0 +1,3 @@
+from qtasks.app import BaseQueueTasks
+
+__all__ = ["BaseQueueTasks"]

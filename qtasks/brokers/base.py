@@ -1,0 +1,327 @@
+"""``BaseBroker``: enqueue, the fetch loop, leases and acknowledgement.
+
+The base class owns the delivery semantics — claim only as many tasks as the
+worker has free slots, mark them ``process``, renew the leases of running
+tasks, store results *before* acknowledging (at-least-once), dead-letter
+malformed messages, back off while the server is unreachable, hand unfinished
+tasks back on shutdown. A backend implements the ``_``-prefixed primitives.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import contextlib
+import time
+import uuid as uuidlib
+from typing import TYPE_CHECKING, Any
+from uuid import UUID
+
+from qtasks import codec
+from qtasks.brokers.message import Message
+from qtasks.configs.config import QueueConfig
+from qtasks.exc import MalformedMessageError
+from qtasks.logs import Logger
+from qtasks.schemas.task import Task
+from qtasks.storages.base import BaseStorage
+
+if TYPE_CHECKING:
+    from qtasks.schemas.task_exec import TaskPrioritySchema
+    from qtasks.workers.base import BaseWorker
+
+Handle = str
+"""A backend's token for one delivery (what ``_ack``/``_renew`` take)."""
+
+
+def encode_fields(mapping: dict[str, Any]) -> dict[str, str]:
+    """Stored records hold strings: keep text, JSON-encode everything else."""
+    return {k: (v if isinstance(v, str) else codec.dumps(v, what=f"field {k!r}")) for k, v in mapping.items()}
+
+
+class BaseBroker(abc.ABC):
+    connection_errors: tuple[type[BaseException], ...] = (ConnectionError, OSError)
+
+    def __init__(self, storage: BaseStorage, name: str | None = None, log: Logger | None = None,
+                 config: QueueConfig | None = None, events: Any = None) -> None:
+        self.name = name or storage.name
+        self.storage = storage
+        self.config = config or storage.config
+        self.log = (log or Logger(self.name)).with_subname("Broker")
+        self.events = events
+        self.plugins: dict[str, list[Any]] = {}
+        self._inflight: dict[str, Handle] = {}
+        self._done: list[tuple[str, dict[str, Any], asyncio.Future[None]]] = []
+        self._done_event: asyncio.Event | None = None
+        self._stopping: asyncio.Event | None = None
+        self._helpers: list[asyncio.Task[None]] = []
+        self._listening: asyncio.Future[None] | None = None
+
+    def update_config(self, config: QueueConfig) -> None:
+        self.config = config
+        self.storage.update_config(config)
+
+    # ------------------------------------------------------------------ client side
+    async def add(self, task_name: str, priority: int = 0, extra: dict[str, Any] | None = None,
+                  args: tuple[Any, ...] | list[Any] | None = None, kwargs: dict[str, Any] | None = None,
+                  *, uuid: UUID | str | None = None, delay: float = 0.0) -> Task:
+        """Store a ``new`` record and queue the task; returns that record."""
+        task_uuid = str(uuid or uuidlib.uuid4())
+        args_list = list(args or ())
+        kwargs_d = dict(kwargs or {})
+        args_json = codec.dumps(args_list, what=f"arguments of task {task_name!r}")
+        kwargs_json = codec.dumps(kwargs_d, what=f"keyword arguments of task {task_name!r}")
+        now = time.time()
+        record = {"status": "new", "task_name": task_name, "priority": str(priority),
+                  "args": args_json, "kwargs": kwargs_json, "created_at": repr(now), "updated_at": repr(now)}
+        record.update(encode_fields(extra or {}))
+        # Encode once, from the validated JSON, so the message carries exactly what the record holds.
+        msg = Message(uuid=task_uuid, task_name=task_name, priority=int(priority),
+                      args=codec.loads(args_json), kwargs=codec.loads(kwargs_json), created_at=now,
+                      extra=dict(extra or {}))
+        await self.storage.add(task_uuid, record)
+        await self._push(msg, max(0.0, float(delay)))
+        return Task.from_record(task_uuid, record)
+
+    async def get(self, uuid: UUID | str) -> Task | None:
+        return await self.storage.get(uuid)
+
+    async def update(self, **kwargs: Any) -> None:
+        await self.storage.update(**kwargs)
+
+    async def flush_all(self) -> None:
+        await self._purge()
+        await self.storage.flush_all()
+
+    # ------------------------------------------------------------------ worker side
+    async def start(self, worker: BaseWorker | None = None) -> None:
+        """Start storage (which starts the global config), run start-up maintenance, then listen."""
+        await self.storage.start()
+        if worker is None:
+            return
+        if self.config.delete_finished_tasks:
+            n = await self.storage.delete_finished_tasks()
+            self.log.info("deleted %d finished task records", n)
+        if self.config.running_older_tasks:
+            await self.requeue_orphans()
+        await self.listen(worker)
+
+    async def requeue_orphans(self) -> int:
+        """Queue again the ``new``/``process`` tasks that no queue and no lease holds."""
+        held = await self._held_uuids()
+        n = 0
+        for u, rec in await self.storage.unfinished_records():
+            if u in held:
+                continue
+            try:
+                msg = Message(uuid=u, task_name=rec["task_name"], priority=int(float(rec.get("priority", 0))),
+                              args=codec.loads(rec.get("args") or "[]"),
+                              kwargs=codec.loads(rec.get("kwargs") or "{}"),
+                              created_at=float(rec.get("created_at") or 0.0))
+            except (KeyError, ValueError) as e:
+                self.log.warning("cannot requeue orphaned task %s: %s", u, e)
+                continue
+            await self._push(msg, 0.0)
+            n += 1
+        if n:
+            self.log.info("re-queued %d orphaned tasks", n)
+        return n
+
+    async def listen(self, worker: BaseWorker) -> None:
+        """Fetch loop: claim up to the worker's free slots, hand tasks over, block when idle."""
+        loop = asyncio.get_running_loop()
+        self._stopping = asyncio.Event()
+        self._done_event = asyncio.Event()
+        self._listening = loop.create_future()
+        self._helpers = [asyncio.create_task(self._renew_loop(), name="qtasks-lease-renewal"),
+                         asyncio.create_task(self._flush_loop(), name="qtasks-result-flush")]
+        delay = 0.1
+        try:
+            while not self._stopping.is_set():
+                free = await self._race(worker.wait_for_capacity())
+                if free is None:
+                    break
+                try:
+                    batch = await self._claim(free)
+                    if not batch:
+                        await self._race(self._wait(self.config.broker_poll_interval))
+                        continue
+                    await self._dispatch(batch, worker)
+                    delay = 0.1
+                except self.connection_errors as e:
+                    self.log.warning("broker unreachable (%s); retrying in %.1fs", e, delay)
+                    await self._race(asyncio.sleep(delay))
+                    delay = min(delay * 2, self.config.reconnect_max_delay)
+        finally:
+            if not self._listening.done():
+                self._listening.set_result(None)
+
+    async def _race(self, coro: Any) -> Any:
+        """Await ``coro`` unless a stop is requested first (then cancel it and return None)."""
+        assert self._stopping is not None
+        if self._stopping.is_set():
+            coro.close()
+            return None
+        work = asyncio.ensure_future(coro)
+        stop = asyncio.ensure_future(self._stopping.wait())
+        try:
+            await asyncio.wait({work, stop}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stop.cancel()
+        if work.done():
+            return work.result()
+        work.cancel()
+        with contextlib.suppress(asyncio.CancelledError, *self.connection_errors):
+            await work
+        return None
+
+    async def _dispatch(self, batch: list[tuple[Handle, str]], worker: BaseWorker) -> None:
+        good: list[tuple[Handle, Message]] = []
+        for handle, payload in batch:
+            try:
+                good.append((handle, Message.decode(payload)))
+            except MalformedMessageError as e:
+                self.log.error("malformed message moved to the dead-letter queue: %s: %.200r", e, payload)
+                await self._dead_letter(handle, payload, str(e))
+        if not good:
+            return
+        prev = await self.storage.mark_process([m.uuid for _, m in good], worker.worker_id)
+        finished: list[Handle] = []
+        for handle, msg in good:
+            if self.storage.is_final(prev.get(msg.uuid)):
+                # Redelivered after its result was stored (the worker died before acking): done already.
+                finished.append(handle)
+                continue
+            self._inflight[msg.uuid] = handle
+            await worker.add(msg.task_name, msg.uuid, msg.priority, msg.created_at, msg.args, msg.kwargs,
+                             extra=msg.extra)
+        if finished:
+            await self._ack(finished)
+
+    async def remove_finished_task(self, task_broker: TaskPrioritySchema, model: dict[str, Any]) -> None:
+        """Store a task's end state, then acknowledge it; returns once both are durable.
+
+        Completions are batched: one storage write and one ack for everything
+        that finished since the last flush.
+        """
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._done.append((str(task_broker.uuid), model, fut))
+        if self._done_event is None:  # used outside listen(): flush inline
+            await self._flush_once()
+        else:
+            self._done_event.set()
+        await fut
+
+    async def _flush_loop(self) -> None:
+        assert self._done_event is not None
+        while True:
+            await self._done_event.wait()
+            self._done_event.clear()
+            await self._flush_once()
+
+    async def _flush_once(self) -> None:
+        batch, self._done = self._done, []
+        if not batch:
+            return
+        delay = 0.1
+        stored = False
+        while True:
+            try:
+                if not stored:
+                    await self.storage.save_results([(u, m) for u, m, _ in batch])
+                    stored = True
+                handles = [self._inflight[u] for u, _, _ in batch if u in self._inflight]
+                if handles:
+                    lost = await self._ack(handles)
+                    if lost:
+                        self.log.warning("%d leases had expired before the ack (tasks may run twice)", lost)
+                for u, _, _ in batch:
+                    self._inflight.pop(u, None)
+                break
+            except self.connection_errors as e:
+                # Nothing is dropped: keep the batch and try again once the server is back.
+                self.log.warning("cannot store results (%s); retrying in %.1fs", e, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self.config.reconnect_max_delay)
+        for _, _, fut in batch:
+            if not fut.done():
+                fut.set_result(None)
+
+    async def _renew_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.lease_timeout / 3)
+            handles = list(self._inflight.values())
+            if not handles:
+                continue
+            try:
+                lost = await self._renew(handles)
+                if lost:
+                    self.log.warning("%d running tasks lost their lease and may be delivered again", lost)
+            except self.connection_errors as e:
+                self.log.warning("cannot renew leases (%s)", e)
+
+    async def stop_listening(self) -> None:
+        """Stop claiming new tasks; running ones continue."""
+        if self._stopping is not None:
+            self._stopping.set()
+        if self._listening is not None:
+            await self._listening
+
+    async def stop(self) -> None:
+        """Hand back tasks that are still held, flush results, stop storage."""
+        await self.stop_listening()
+        if self._inflight:
+            handles = list(self._inflight.values())
+            try:
+                await self._requeue(handles)
+                self.log.info("handed %d unfinished tasks back to the queue", len(handles))
+            except self.connection_errors as e:
+                self.log.warning("cannot hand back %d tasks (%s); their leases will expire", len(handles), e)
+            self._inflight.clear()
+        for t in self._helpers:
+            t.cancel()
+        for t in self._helpers:
+            with contextlib.suppress(asyncio.CancelledError):
+                await t
+        self._helpers = []
+        await self._flush_once()
+        await self.storage.stop()
+
+    async def check_connection(self) -> None:
+        """Raise one of ``connection_errors`` when the server cannot be reached."""
+
+    # ------------------------------------------------------------------ primitives
+    @abc.abstractmethod
+    async def _push(self, message: Message, delay: float) -> None:
+        """Queue a message (after ``delay`` seconds when > 0), honouring its priority."""
+
+    @abc.abstractmethod
+    async def _claim(self, n: int) -> list[tuple[Handle, str]]:
+        """Take up to ``n`` due messages under a lease of ``lease_timeout``; never block."""
+
+    @abc.abstractmethod
+    async def _wait(self, timeout: float) -> None:
+        """Block until something may be claimable, or ``timeout`` seconds pass."""
+
+    @abc.abstractmethod
+    async def _ack(self, handles: list[Handle]) -> int:
+        """Forget delivered messages; return how many were no longer leased."""
+
+    @abc.abstractmethod
+    async def _renew(self, handles: list[Handle]) -> int:
+        """Extend the leases; return how many were already lost."""
+
+    @abc.abstractmethod
+    async def _requeue(self, handles: list[Handle]) -> None:
+        """Put leased messages back in the queue now."""
+
+    @abc.abstractmethod
+    async def _dead_letter(self, handle: Handle, payload: str, reason: str) -> None:
+        """Move a message that cannot be processed aside (and release its lease)."""
+
+    @abc.abstractmethod
+    async def _held_uuids(self) -> set[str]:
+        """Uuids of every message queued, delayed or leased."""
+
+    @abc.abstractmethod
+    async def _purge(self) -> None:
+        """Drop every queued message."""

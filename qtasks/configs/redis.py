@@ -1,0 +1,81 @@
+"""Global config on Redis: ``{name}:GlobalConfig:{key}`` hashes."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import redis.asyncio as aioredis
+
+from qtasks._redis import RedisConnector
+from qtasks.configs.base import BaseGlobalConfig
+from qtasks.configs.config import QueueConfig
+from qtasks.logs import Logger
+
+
+def _enc(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
+def _dec(text: str | None) -> Any:
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+class RedisGlobalConfig(BaseGlobalConfig):
+    def __init__(self, name: str = "QueueTasks", url: str | None = None,
+                 redis_connect: aioredis.Redis | None = None, config_name: str | None = None,
+                 log: Logger | None = None, config: QueueConfig | None = None, events: Any = None,
+                 connector: RedisConnector | None = None) -> None:
+        super().__init__(name=name, log=log, config=config, events=events)
+        self.connector = connector or RedisConnector(url, redis_connect)
+        self.url = self.connector.url
+        self.config_name = f"{self.name}:{config_name or 'GlobalConfig'}"
+
+    def _key(self, key: str) -> str:
+        return f"{self.config_name}:{key}"
+
+    async def set(self, name: str, key: str, value: Any) -> None:
+        await self.connector.client().hset(self._key(key), name, _enc(value))
+
+    async def get(self, key: str, name: str) -> Any:
+        return _dec(await self.connector.client().hget(self._key(key), name))
+
+    async def get_all(self, key: str) -> dict[str, Any]:
+        raw = await self.connector.client().hgetall(self._key(key))
+        return {k: _dec(v) for k, v in raw.items()}
+
+    async def get_match(self, match: str) -> dict[str, Any]:
+        """Every ``{key: {name: value}}`` whose key matches the glob ``match``."""
+        client = self.connector.client()
+        out: dict[str, Any] = {}
+        prefix = self.config_name + ":"
+        async for k in client.scan_iter(match=prefix + match, count=500):
+            if await client.type(k) == "hash":
+                out[k[len(prefix):]] = {f: _dec(v) for f, v in (await client.hgetall(k)).items()}
+        return out
+
+    async def _beat(self, ttl: float) -> None:
+        key = self._key("main")
+        async with self.connector.client().pipeline(transaction=True) as p:
+            p.hset(key, mapping={"name": self.name, "status": "running"})
+            p.expire(key, max(1, int(ttl)))
+            await p.execute()
+
+    async def _unset(self, key: str, name: str) -> None:
+        await self.connector.client().hdel(self._key(key), name)
+
+    async def _clear_beat(self) -> None:
+        await self.connector.client().delete(self._key("main"))
+
+
+class AsyncRedisGlobalConfig(RedisGlobalConfig):
+    """Redis global config for async apps (same implementation as the sync name)."""
+
+
+class SyncRedisGlobalConfig(RedisGlobalConfig):
+    """Redis global config for sync apps (same implementation as the async name)."""

@@ -1,0 +1,3 @@
+from qtasks.executors.base import AsyncTaskExecutor, BaseTaskExecutor, SyncTaskExecutor
+
+__all__ = ["AsyncTaskExecutor", "BaseTaskExecutor", "SyncTaskExecutor"]

@@ -1,0 +1,3 @@
+from qtasks.registries.task import AsyncTask, AsyncTaskCls, BaseTask, BaseTaskCls, SyncTask, SyncTaskCls
+
+__all__ = ["AsyncTask", "AsyncTaskCls", "BaseTask", "BaseTaskCls", "SyncTask", "SyncTaskCls"]

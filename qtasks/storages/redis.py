@@ -1,0 +1,161 @@
+"""Task records on Redis: one ``{name}:{uuid}`` hash per task.
+
+Completion is announced by ``PUBLISH {name}:done:{uuid}``; result waits
+subscribe before they look, so a wait returns within a round trip of the
+task ending instead of on the next poll.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+from uuid import UUID
+
+import redis.asyncio as aioredis
+
+from qtasks._redis import LuaScript, RedisConnector
+from qtasks.configs.base import BaseGlobalConfig
+from qtasks.configs.config import QueueConfig
+from qtasks.configs.redis import RedisGlobalConfig
+from qtasks.logs import Logger
+from qtasks.schemas.task import Task
+from qtasks.storages.base import BaseStorage
+from qtasks.storages.waiter import ResultWaiter
+
+# Set "process" unless the record is final; return previous statuses (KEYS = task hashes).
+_MARK_PROCESS = """
+local out = {}
+for i, key in ipairs(KEYS) do
+  local prev = redis.call('HGET', key, 'status')
+  out[i] = prev or ''
+  if prev ~= 'success' and prev ~= 'error' and prev ~= 'cancel' then
+    redis.call('HSET', key, 'status', 'process', 'updated_at', ARGV[1], 'worker_id', ARGV[2])
+  end
+end
+return out
+"""
+_mark = LuaScript(_MARK_PROCESS)
+
+
+def _is_uuid(text: str) -> bool:
+    try:
+        UUID(text)
+        return True
+    except ValueError:
+        return False
+
+
+class RedisStorage(BaseStorage):
+    def __init__(self, name: str = "QueueTasks", url: str | None = None,
+                 queue_process: str = "task_process", redis_connect: aioredis.Redis | None = None,
+                 global_config: BaseGlobalConfig | None = None, log: Logger | None = None,
+                 config: QueueConfig | None = None, events: Any = None,
+                 connector: RedisConnector | None = None) -> None:
+        connector = connector or RedisConnector(url, redis_connect)
+        if global_config is None:
+            global_config = RedisGlobalConfig(name=name, connector=connector, log=log, config=config)
+        super().__init__(name=name, global_config=global_config, log=log, config=config, events=events)
+        self.connector = connector
+        self.url = connector.url
+        self.queue_process = queue_process
+
+    def key(self, uuid: UUID | str) -> str:
+        return f"{self.name}:{uuid}"
+
+    def done_channel(self, uuid: UUID | str) -> str:
+        return f"{self.name}:done:{uuid}"
+
+    async def add(self, uuid: UUID | str, task_status: dict[str, Any]) -> None:
+        await self.connector.client().hset(self.key(uuid), mapping=task_status)
+
+    async def get(self, uuid: UUID | str) -> Task | None:
+        rec = await self.connector.client().hgetall(self.key(uuid))
+        return Task.from_record(uuid, rec) if rec else None
+
+    async def get_all(self) -> list[Task]:
+        return [Task.from_record(u, r) for u, r in await self.iter_records()]
+
+    async def update_task(self, uuid: UUID | str, mapping: dict[str, Any]) -> None:
+        await self.connector.client().hset(self.key(uuid), mapping=mapping)
+
+    async def mark_process(self, uuids: list[str], worker_id: str) -> dict[str, str | None]:
+        if not uuids:
+            return {}
+        prev = await _mark(self.connector.client(), [self.key(u) for u in uuids], [self.now(), worker_id])
+        return {u: (p or None) for u, p in zip(uuids, prev)}
+
+    async def save_results(self, results: list[tuple[str, dict[str, Any]]]) -> None:
+        ttl = int(self.config.result_ttl or 0)
+        async with self.connector.client().pipeline(transaction=False) as p:
+            for uuid, mapping in results:
+                key = self.key(uuid)
+                p.hset(key, mapping=mapping)
+                status = mapping.get("status")
+                if ttl > 0 and self.is_final(status):
+                    p.expire(key, ttl)
+                p.publish(self.done_channel(uuid), str(status))
+            await p.execute()
+
+    async def wait_for_change(self, uuid: str, timeout: float,
+                              started: Callable[[], Awaitable[Any]] | None = None) -> Task | None:
+        st = self.connector.state()
+        waiter = st.get("waiter")
+        if waiter is None:
+            waiter = st["waiter"] = ResultWaiter(self.connector)
+        return await waiter.wait(self, str(uuid), timeout, started)
+
+    async def iter_records(self) -> Iterable[tuple[str, dict[str, str]]]:
+        client = self.connector.client()
+        prefix = self.name + ":"
+        uuids = []
+        async for k in client.scan_iter(match=prefix + "*", count=1000):
+            suffix = k[len(prefix):]
+            if _is_uuid(suffix):
+                uuids.append(suffix)
+        out: list[tuple[str, dict[str, str]]] = []
+        for i in range(0, len(uuids), 500):
+            chunk = uuids[i:i + 500]
+            async with client.pipeline(transaction=False) as p:
+                for u in chunk:
+                    p.hgetall(self.key(u))
+                recs = await p.execute()
+            out.extend((u, r) for u, r in zip(chunk, recs) if r)
+        return out
+
+    async def delete(self, uuids: list[str]) -> None:
+        client = self.connector.client()
+        for i in range(0, len(uuids), 500):
+            await client.delete(*[self.key(u) for u in uuids[i:i + 500]])
+
+    async def flush_all(self) -> None:
+        """Delete every ``{name}:*`` key except a running worker's heartbeat."""
+        client = self.connector.client()
+        keep = f"{self.name}:GlobalConfig:main"
+        batch: list[str] = []
+        async for k in client.scan_iter(match=self.name + ":*", count=1000):
+            if k == keep:
+                continue
+            batch.append(k)
+            if len(batch) >= 500:
+                await client.delete(*batch)
+                batch.clear()
+        if batch:
+            await client.delete(*batch)
+
+    async def stop(self) -> None:
+        st = self.connector.loop_state.get(asyncio.get_running_loop())
+        waiter = st.pop("waiter", None) if st else None
+        if waiter is not None:
+            with contextlib.suppress(Exception):
+                await waiter.close()
+        await super().stop()
+
+
+class AsyncRedisStorage(RedisStorage):
+    """Redis storage for async apps (same implementation as the sync name)."""
+
+
+class SyncRedisStorage(RedisStorage):
+    """Redis storage for sync apps (same implementation as the async name)."""

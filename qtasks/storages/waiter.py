@@ -1,0 +1,112 @@
+"""Result waits on Redis pub/sub: one subscriber connection per event loop, shared by all waits."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from qtasks._redis import CONNECTION_ERRORS, RedisConnector
+from qtasks.schemas.task import Task
+
+if TYPE_CHECKING:
+    from qtasks.storages.redis import RedisStorage
+
+WAKE_STATUSES = {"success", "error", "cancel", "retry"}
+
+
+class ResultWaiter:
+    def __init__(self, connector: RedisConnector) -> None:
+        self.connector = connector
+        self._pubsub: Any = None
+        self._reader: asyncio.Task[None] | None = None
+        self._events: dict[str, list[asyncio.Event]] = {}
+        self._confirms: dict[str, list[asyncio.Future[None]]] = {}
+
+    async def _subscribe(self, channel: str) -> None:
+        if self._pubsub is None:
+            self._pubsub = self.connector.client().pubsub()
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._confirms.setdefault(channel, []).append(fut)
+        await self._pubsub.subscribe(channel)
+        if self._reader is None or self._reader.done():
+            self._reader = asyncio.create_task(self._read(), name="qtasks-result-waiter")
+        # Only once Redis confirms the subscription is a completion guaranteed to reach us.
+        await fut
+
+    async def _unsubscribe(self, channel: str) -> None:
+        if not self._events.get(channel) and self._pubsub is not None:
+            self._events.pop(channel, None)
+            with contextlib.suppress(*CONNECTION_ERRORS):
+                await self._pubsub.unsubscribe(channel)
+
+    async def _read(self) -> None:
+        while True:
+            try:
+                msg = await self._pubsub.get_message(ignore_subscribe_messages=False, timeout=1.0)
+            except asyncio.CancelledError:
+                raise
+            except CONNECTION_ERRORS:
+                # redis-py re-subscribes on reconnect; waits re-check on their own interval meanwhile.
+                await asyncio.sleep(0.2)
+                continue
+            except RuntimeError:  # "pubsub connection not set": nothing subscribed right now
+                await asyncio.sleep(0.05)
+                continue
+            if msg is None:
+                continue
+            channel = msg.get("channel")
+            if msg["type"] == "subscribe":
+                futs = self._confirms.get(channel)
+                if futs:
+                    f = futs.pop(0)
+                    if not f.done():
+                        f.set_result(None)
+            elif msg["type"] == "message":
+                for ev in self._events.get(channel, ()):
+                    ev.set()
+
+    async def wait(self, storage: RedisStorage, uuid: str, timeout: float,
+                   started: Callable[[], Awaitable[Any]] | None = None) -> Task | None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + max(0.0, timeout)
+        channel = storage.done_channel(uuid)
+        ev = asyncio.Event()
+        self._events.setdefault(channel, []).append(ev)
+        try:
+            try:
+                await asyncio.wait_for(self._subscribe(channel), max(0.001, deadline - loop.time()))
+            except asyncio.TimeoutError:
+                pass  # no confirmation in time: fall back to re-checking below
+            if started is not None:
+                await started()
+            interval = max(0.01, float(storage.config.result_time_interval))
+            first = True
+            while True:
+                ev.clear()
+                task = await storage.get(uuid)
+                if task is not None and task.status in WAKE_STATUSES:
+                    return task
+                if task is None and first and started is None:
+                    return None  # no such task: nothing will ever finish
+                first = False
+                remaining = deadline - loop.time()
+                if remaining <= 0:
+                    return None
+                with contextlib.suppress(asyncio.TimeoutError):
+                    await asyncio.wait_for(ev.wait(), min(remaining, interval))
+        finally:
+            evs = self._events.get(channel, [])
+            if ev in evs:
+                evs.remove(ev)
+            await self._unsubscribe(channel)
+
+    async def close(self) -> None:
+        if self._reader is not None:
+            self._reader.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._reader
+        if self._pubsub is not None:
+            with contextlib.suppress(Exception):
+                await self._pubsub.aclose()
