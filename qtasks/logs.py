@@ -42,7 +42,7 @@ class Logger:
         if "default_level" in kw and kw["default_level"] is not None:
             self.default_level = kw["default_level"]
             self.logger.setLevel(kw["default_level"])
-        if "format" in kw and kw["format"]:
+        if kw.get("format"):
             self.format = kw["format"]
 
     def _log(self, level: int, msg: str, *args: Any, **kw: Any) -> None:

@@ -8,12 +8,42 @@ worker threads calls back into the worker's loop the same way.
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 from collections.abc import Coroutine
 from concurrent.futures import Future
 from typing import Any, TypeVar
 
 T = TypeVar("T")
+
+
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    """uvloop's loop when it is installed (it halves the cost of each Redis call), else asyncio's.
+
+    ``QTASKS_UVLOOP=0`` forces the standard loop.
+    """
+    if os.environ.get("QTASKS_UVLOOP", "1").lower() not in ("0", "false", "no", "off"):
+        try:
+            import uvloop
+        except ImportError:
+            pass
+        else:
+            return uvloop.new_event_loop()
+    return asyncio.new_event_loop()
+
+
+def run(coro: Coroutine[Any, Any, T]) -> T:
+    """``asyncio.run`` on :func:`new_event_loop`."""
+    loop = new_event_loop()
+    try:
+        asyncio.set_event_loop(loop)
+        return loop.run_until_complete(coro)
+    finally:
+        try:
+            loop.run_until_complete(loop.shutdown_asyncgens())
+        finally:
+            asyncio.set_event_loop(None)
+            loop.close()
 
 
 class Portal:
@@ -28,7 +58,7 @@ class Portal:
     def loop(self) -> asyncio.AbstractEventLoop:
         with self._lock:
             if self._loop is None or self._loop.is_closed():
-                loop = asyncio.new_event_loop()
+                loop = new_event_loop()
                 ready = threading.Event()
 
                 def run() -> None:

@@ -9,6 +9,7 @@ from uuid import UUID
 from qtasks.app import BaseQueueTasks
 from qtasks.brokers.base import BaseBroker
 from qtasks.brokers.redis import AsyncRedisBroker
+from qtasks.portal import run as run_loop
 from qtasks.registries.task import AsyncTask
 from qtasks.schemas.task import Task
 from qtasks.starters.base import AsyncStarter, BaseStarter
@@ -58,7 +59,7 @@ class QueueTasks(BaseQueueTasks):
             if loop is not None:
                 loop.run_until_complete(coro)
             else:
-                _asyncio.run(coro)
+                run_loop(coro)
 
         self._serve(starter, run)
 

@@ -14,7 +14,8 @@ import asyncio
 import contextlib
 import time
 import uuid as uuidlib
-from typing import TYPE_CHECKING, Any
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, NamedTuple
 from uuid import UUID
 
 from qtasks import codec
@@ -31,6 +32,16 @@ if TYPE_CHECKING:
 
 Handle = str
 """A backend's token for one delivery (what ``_ack``/``_renew`` take)."""
+
+NOT_MARKED = "!"
+"""``Claimed.prev`` when the backend did not set status ``process`` itself (the base class then does)."""
+
+
+class Claimed(NamedTuple):
+    handle: Handle
+    payload: str
+    prev: str | None = NOT_MARKED
+    """The task's status before the claim (None: no record), or NOT_MARKED."""
 
 
 def encode_fields(mapping: dict[str, Any]) -> dict[str, str]:
@@ -72,15 +83,24 @@ class BaseBroker(abc.ABC):
         kwargs_json = codec.dumps(kwargs_d, what=f"keyword arguments of task {task_name!r}")
         now = time.time()
         record = {"status": "new", "task_name": task_name, "priority": str(priority),
-                  "args": args_json, "kwargs": kwargs_json, "created_at": repr(now), "updated_at": repr(now)}
-        record.update(encode_fields(extra or {}))
-        # Encode once, from the validated JSON, so the message carries exactly what the record holds.
-        msg = Message(uuid=task_uuid, task_name=task_name, priority=int(priority),
-                      args=codec.loads(args_json), kwargs=codec.loads(kwargs_json), created_at=now,
-                      extra=dict(extra or {}))
-        await self.storage.add(task_uuid, record)
-        await self._push(msg, max(0.0, float(delay)))
-        return Task.from_record(task_uuid, record)
+                  "args": args_json, "kwargs": kwargs_json, "created_at": repr(now)}
+        extra_json = None
+        if extra:
+            record.update(encode_fields(extra))
+            extra_json = codec.dumps(extra, what=f"extra fields of task {task_name!r}")
+        # The message reuses the JSON just validated, so it carries exactly what the record holds.
+        msg = Message.from_json_parts(task_uuid, task_name, priority, args_list, args_json, kwargs_d,
+                                      kwargs_json, now, extra, extra_json)
+        await self._push_new(record, msg, max(0.0, float(delay)))
+        created = datetime.fromtimestamp(now)
+        return Task(status="new", uuid=UUID(task_uuid), priority=int(priority), task_name=task_name,
+                    args=tuple(args_list), kwargs=kwargs_d, created_at=created, updated_at=created,
+                    extra={k: v for k, v in (extra or {}).items()})
+
+    async def _push_new(self, record: dict[str, str], msg: Message, delay: float) -> None:
+        """Create the record, then queue the message (a backend may do both in one round trip)."""
+        await self.storage.add(msg.uuid, record)
+        await self._push(msg, delay)
 
     async def get(self, uuid: UUID | str) -> Task | None:
         return await self.storage.get(uuid)
@@ -137,11 +157,11 @@ class BaseBroker(abc.ABC):
         delay = 0.1
         try:
             while not self._stopping.is_set():
-                free = await self._race(worker.wait_for_capacity())
-                if free is None:
+                free = worker.free_slots or await self._race(worker.wait_for_capacity())
+                if not free:
                     break
                 try:
-                    batch = await self._claim(free)
+                    batch = await self._claim(free, worker.worker_id)
                     if not batch:
                         await self._race(self._wait(self.config.broker_poll_interval))
                         continue
@@ -174,17 +194,24 @@ class BaseBroker(abc.ABC):
             await work
         return None
 
-    async def _dispatch(self, batch: list[tuple[Handle, str]], worker: BaseWorker) -> None:
+    async def _dispatch(self, batch: list[Claimed], worker: BaseWorker) -> None:
         good: list[tuple[Handle, Message]] = []
-        for handle, payload in batch:
+        prev: dict[str, str | None] = {}
+        unmarked: list[str] = []
+        for c in batch:
             try:
-                good.append((handle, Message.decode(payload)))
+                msg = Message.decode(c.payload)
             except MalformedMessageError as e:
-                self.log.error("malformed message moved to the dead-letter queue: %s: %.200r", e, payload)
-                await self._dead_letter(handle, payload, str(e))
-        if not good:
-            return
-        prev = await self.storage.mark_process([m.uuid for _, m in good], worker.worker_id)
+                self.log.error("malformed message moved to the dead-letter queue: %s: %.200r", e, c.payload)
+                await self._dead_letter(c.handle, c.payload, str(e))
+                continue
+            good.append((c.handle, msg))
+            if c.prev == NOT_MARKED:
+                unmarked.append(msg.uuid)
+            else:
+                prev[msg.uuid] = c.prev
+        if unmarked:
+            prev.update(await self.storage.mark_process(unmarked, worker.worker_id))
         finished: list[Handle] = []
         for handle, msg in good:
             if self.storage.is_final(prev.get(msg.uuid)):
@@ -218,33 +245,43 @@ class BaseBroker(abc.ABC):
             self._done_event.clear()
             await self._flush_once()
 
-    async def _flush_once(self) -> None:
+    async def _flush_once(self, give_up_after: float | None = None) -> None:
         batch, self._done = self._done, []
         if not batch:
             return
         delay = 0.1
-        stored = False
-        while True:
-            try:
-                if not stored:
-                    await self.storage.save_results([(u, m) for u, m, _ in batch])
-                    stored = True
-                handles = [self._inflight[u] for u, _, _ in batch if u in self._inflight]
-                if handles:
-                    lost = await self._ack(handles)
+        deadline = None if give_up_after is None else time.monotonic() + give_up_after
+        results = [(u, m) for u, m, _ in batch]
+        handles = [self._inflight[u] for u, _, _ in batch if u in self._inflight]
+        try:
+            while True:
+                try:
+                    lost = await self._finish(results, handles)
                     if lost:
                         self.log.warning("%d leases had expired before the ack (tasks may run twice)", lost)
-                for u, _, _ in batch:
-                    self._inflight.pop(u, None)
-                break
-            except self.connection_errors as e:
-                # Nothing is dropped: keep the batch and try again once the server is back.
-                self.log.warning("cannot store results (%s); retrying in %.1fs", e, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self.config.reconnect_max_delay)
+                    for u, _, _ in batch:
+                        self._inflight.pop(u, None)
+                    break
+                except self.connection_errors as e:
+                    if deadline is not None and time.monotonic() > deadline:
+                        # Not acknowledged, so not lost: delivered again once their leases expire.
+                        self.log.error("gave up storing %d results (%s); those tasks will run again", len(batch), e)
+                        break
+                    # Nothing is dropped: keep the batch and try again once the server is back.
+                    self.log.warning("cannot store results (%s); retrying in %.1fs", e, delay)
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, self.config.reconnect_max_delay)
+        except asyncio.CancelledError:
+            self._done[:0] = batch  # cancelled mid-flush (shutdown): the final flush takes it over
+            raise
         for _, _, fut in batch:
             if not fut.done():
                 fut.set_result(None)
+
+    async def _finish(self, results: list[tuple[str, dict[str, Any]]], handles: list[Handle]) -> int:
+        """Store end states, then acknowledge; both idempotent, so a retry after an outage is safe."""
+        await self.storage.save_results(results)
+        return await self._ack(handles) if handles else 0
 
     async def _renew_loop(self) -> None:
         while True:
@@ -267,8 +304,15 @@ class BaseBroker(abc.ABC):
             await self._listening
 
     async def stop(self) -> None:
-        """Hand back tasks that are still held, flush results, stop storage."""
+        """Flush pending results, hand back tasks still held, stop storage."""
         await self.stop_listening()
+        for t in self._helpers:
+            t.cancel()
+        for t in self._helpers:
+            with contextlib.suppress(asyncio.CancelledError):
+                await t
+        self._helpers = []
+        await self._flush_once(give_up_after=self.config.shutdown_timeout)
         if self._inflight:
             handles = list(self._inflight.values())
             try:
@@ -277,13 +321,6 @@ class BaseBroker(abc.ABC):
             except self.connection_errors as e:
                 self.log.warning("cannot hand back %d tasks (%s); their leases will expire", len(handles), e)
             self._inflight.clear()
-        for t in self._helpers:
-            t.cancel()
-        for t in self._helpers:
-            with contextlib.suppress(asyncio.CancelledError):
-                await t
-        self._helpers = []
-        await self._flush_once()
         await self.storage.stop()
 
     async def check_connection(self) -> None:
@@ -295,7 +332,7 @@ class BaseBroker(abc.ABC):
         """Queue a message (after ``delay`` seconds when > 0), honouring its priority."""
 
     @abc.abstractmethod
-    async def _claim(self, n: int) -> list[tuple[Handle, str]]:
+    async def _claim(self, n: int, worker_id: str) -> list[Claimed]:
         """Take up to ``n`` due messages under a lease of ``lease_timeout``; never block."""
 
     @abc.abstractmethod

@@ -18,8 +18,22 @@ class Message:
     kwargs: dict[str, Any]
     created_at: float
     extra: dict[str, Any] = field(default_factory=dict)
+    raw: str | None = field(default=None, compare=False, repr=False)
+    """The encoded form, when the producer already built it."""
+
+    @classmethod
+    def from_json_parts(cls, uuid: str, task_name: str, priority: int, args: list[Any], args_json: str,
+                        kwargs: dict[str, Any], kwargs_json: str, created_at: float,
+                        extra: dict[str, Any] | None, extra_json: str | None) -> Message:
+        """Build a message from arguments the caller has already encoded (no second ``dumps``)."""
+        raw = (f'{{"uuid":"{uuid}","task_name":{json.dumps(task_name, ensure_ascii=False)},'
+               f'"priority":{int(priority)},"args":{args_json},"kwargs":{kwargs_json},"created_at":{created_at!r}'
+               + (f',"extra":{extra_json}}}' if extra_json else "}"))
+        return cls(uuid, task_name, int(priority), args, kwargs, created_at, extra or {}, raw)
 
     def encode(self) -> str:
+        if self.raw is not None:
+            return self.raw
         d: dict[str, Any] = {"uuid": self.uuid, "task_name": self.task_name, "priority": self.priority,
                              "args": self.args, "kwargs": self.kwargs, "created_at": self.created_at}
         if self.extra:

@@ -25,7 +25,7 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from qtasks._redis import CONNECTION_ERRORS, LuaScript, RedisConnector
-from qtasks.brokers.base import BaseBroker, Handle
+from qtasks.brokers.base import BaseBroker, Claimed, Handle
 from qtasks.brokers.message import Message
 from qtasks.configs.config import QueueConfig
 from qtasks.logs import Logger
@@ -37,11 +37,18 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 """
 
-# KEYS: pending, delayed, wake, seq   ARGV: priority, payload, delay_ms
+# KEYS: pending, delayed, wake, seq[, record]   ARGV: priority, uuid, payload, delay_ms[, record_json]
+# With a 5th key the task's record (a JSON object of strings) is written in the same step
+# (broker and storage on one Redis).
 _PUSH = LuaScript(_NOW + """
+if KEYS[5] then
+  local flat = {}
+  for k, v in pairs(cjson.decode(ARGV[5])) do flat[#flat + 1] = k; flat[#flat + 1] = v end
+  redis.call('HSET', KEYS[5], unpack(flat))
+end
 local seq = redis.call('INCR', KEYS[4])
-local member = string.format('%016x', seq) .. '|' .. ARGV[1] .. '|' .. ARGV[2]
-local delay = tonumber(ARGV[3])
+local member = string.format('%016x', seq) .. '|' .. ARGV[1] .. '|' .. ARGV[2] .. '|' .. ARGV[3]
+local delay = tonumber(ARGV[4])
 if delay > 0 then
   redis.call('ZADD', KEYS[2], now + delay, member)
 else
@@ -52,8 +59,12 @@ redis.call('LTRIM', KEYS[3], -64, -1)
 return seq
 """)
 
-# KEYS: pending, delayed, leases, wake   ARGV: n, lease_ms
-# Returns {claimed members..., } after moving due delayed tasks and expired leases to pending.
+# KEYS: pending, delayed, leases, wake
+# ARGV: n, lease_ms, record_prefix ('' = storage elsewhere), updated_at, worker_id, idle_ms
+# Moves due delayed tasks and expired leases to pending, then leases up to n tasks.
+# Returns {recovered, next_ms, member1, prev1, ...}: prev = status before the claim ('' = no record),
+# '!' when the record is not on this Redis; next_ms (only when nothing was claimed) = ms until the
+# next delayed task or lease expiry, capped at idle_ms.
 _CLAIM = LuaScript(_NOW + """
 local function back(src, member)
   redis.call('ZREM', src, member)
@@ -63,28 +74,40 @@ end
 for _, m in ipairs(redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, 1000)) do back(KEYS[2], m) end
 local recovered = redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now, 'LIMIT', 0, 1000)
 for _, m in ipairs(recovered) do back(KEYS[3], m) end
-local out = {tostring(#recovered)}
 local items = redis.call('ZPOPMIN', KEYS[1], tonumber(ARGV[1]))
+local out = {#recovered, -1}
 local deadline = now + tonumber(ARGV[2])
 for i = 1, #items, 2 do
-  redis.call('ZADD', KEYS[3], deadline, items[i])
-  out[#out + 1] = items[i]
-end
-if redis.call('ZCARD', KEYS[1]) == 0 then redis.call('DEL', KEYS[4]) end
-return out
-""")
-
-# KEYS: delayed, leases   ARGV: default_ms   -> ms until the next delayed task or lease expiry
-_NEXT_EVENT = LuaScript(_NOW + """
-local best = tonumber(ARGV[1])
-for _, k in ipairs(KEYS) do
-  local first = redis.call('ZRANGE', k, 0, 0, 'WITHSCORES')
-  if first[2] then
-    local d = tonumber(first[2]) - now
-    if d < best then best = d end
+  local m = items[i]
+  redis.call('ZADD', KEYS[3], deadline, m)
+  local prev = '!'
+  if ARGV[3] ~= '' then
+    prev = ''
+    local uuid = string.match(m, '^[^|]*|[^|]*|([^|]*)|')
+    if uuid then
+      local key = ARGV[3] .. uuid
+      prev = redis.call('HGET', key, 'status') or ''
+      if prev ~= 'success' and prev ~= 'error' and prev ~= 'cancel' then
+        redis.call('HSET', key, 'status', 'process', 'updated_at', ARGV[4], 'worker_id', ARGV[5])
+      end
+    end
   end
+  out[#out + 1] = m
+  out[#out + 1] = prev
 end
-return best
+if #items == 0 then
+  local best = tonumber(ARGV[6])
+  for _, k in ipairs({KEYS[2], KEYS[3]}) do
+    local first = redis.call('ZRANGE', k, 0, 0, 'WITHSCORES')
+    if first[2] then
+      local d = tonumber(first[2]) - now
+      if d < best then best = d end
+    end
+  end
+  out[2] = math.max(best, 0)
+  if redis.call('ZCARD', KEYS[1]) == 0 then redis.call('DEL', KEYS[4]) end
+end
+return out
 """)
 
 # KEYS: leases   ARGV: lease_ms, members...   -> members no longer leased
@@ -113,9 +136,9 @@ return 1
 
 
 def _payload(member: str) -> str:
-    """The JSON part of a queue member (``seq|priority|json``)."""
-    parts = member.split("|", 2)
-    return parts[2] if len(parts) == 3 else member
+    """The JSON part of a queue member (``seq|priority|uuid|json``)."""
+    parts = member.split("|", 3)
+    return parts[3] if len(parts) == 4 else member
 
 
 class RedisBroker(BaseBroker):
@@ -135,35 +158,64 @@ class RedisBroker(BaseBroker):
         p = f"{name}:{queue_name}"
         self.k_pending, self.k_delayed, self.k_leases = f"{p}:pending", f"{p}:delayed", f"{p}:leases"
         self.k_wake, self.k_seq, self.k_dead = f"{p}:wake", f"{p}:seq", f"{p}:dead"
+        self._next_event_ms = -1
 
-    def _client(self) -> aioredis.Redis:
+    def _client(self) -> Any:
         return self.connector.client()
 
     async def check_connection(self) -> None:
         await self._client().ping()
 
-    async def _push(self, message: Message, delay: float) -> None:
-        await _PUSH(self._client(), [self.k_pending, self.k_delayed, self.k_wake, self.k_seq],
-                    [message.priority, message.encode(), int(delay * 1000)])
+    @property
+    def _fused(self) -> RedisStorage | None:
+        """The storage, when its records live on this broker's Redis (one round trip per step then)."""
+        st = self.storage
+        if isinstance(st, RedisStorage) and st.connector.url == self.connector.url:
+            return st
+        return None
 
-    async def _claim(self, n: int) -> list[tuple[Handle, str]]:
+    def _push_keys(self) -> list[str]:
+        return [self.k_pending, self.k_delayed, self.k_wake, self.k_seq]
+
+    async def _push(self, message: Message, delay: float) -> None:
+        await _PUSH(self._client(), self._push_keys(),
+                    [message.priority, message.uuid, message.encode(), int(delay * 1000)])
+
+    async def _push_new(self, record: dict[str, str], msg: Message, delay: float) -> None:
+        st = self._fused
+        if st is None:
+            await super()._push_new(record, msg, delay)
+            return
+        await _PUSH(self._client(), [*self._push_keys(), st.key(msg.uuid)],
+                    [msg.priority, msg.uuid, msg.encode(), int(delay * 1000),
+                     json.dumps(record, ensure_ascii=False, separators=(",", ":"))])
+
+    async def _claim(self, n: int, worker_id: str) -> list[Claimed]:
+        st = self._fused
         out = await _CLAIM(self._client(), [self.k_pending, self.k_delayed, self.k_leases, self.k_wake],
-                           [n, int(self.config.lease_timeout * 1000)])
-        recovered = int(out[0])
+                           [n, int(self.config.lease_timeout * 1000), f"{st.name}:" if st else "",
+                            repr(time.time()), worker_id, int(self.config.broker_poll_interval * 1000)])
+        recovered, self._next_event_ms = int(out[0]), int(out[1])
         if recovered:
             self.log.warning("%d tasks whose worker stopped renewing its lease were queued again", recovered)
-        return [(m, _payload(m)) for m in out[1:]]
+        items = out[2:]
+        return [Claimed(m, _payload(m), None if p == "" else p) for m, p in zip(items[::2], items[1::2], strict=True)]
 
     async def _wait(self, timeout: float) -> None:
-        client = self._client()
-        # Wake for a push, or in time for the next delayed task / lease expiry, whichever is first.
-        ms = await _NEXT_EVENT(client, [self.k_delayed, self.k_leases], [int(timeout * 1000)])
-        block = max(0.01, min(float(timeout), int(ms) / 1000.0))
-        await client.blpop([self.k_wake], timeout=block)
+        # The last empty claim said when the next delayed task or lease expiry is due.
+        ms = self._next_event_ms if self._next_event_ms >= 0 else int(timeout * 1000)
+        block = max(0.01, min(float(timeout), ms / 1000.0))
+        await self._client().blpop([self.k_wake], timeout=block)
 
     async def _ack(self, handles: list[Handle]) -> int:
         removed = await self._client().zrem(self.k_leases, *handles)
         return len(handles) - int(removed)
+
+    async def _finish(self, results: list[tuple[str, dict[str, Any]]], handles: list[Handle]) -> int:
+        st = self._fused
+        if st is None:
+            return await super()._finish(results, handles)
+        return await st.store_results(results, self.k_leases, handles)
 
     async def _renew(self, handles: list[Handle]) -> int:
         return int(await _RENEW(self._client(), [self.k_leases],

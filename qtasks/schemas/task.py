@@ -15,6 +15,10 @@ KNOWN_FIELDS = (
 )
 
 
+# Bookkeeping fields that are not user extras.
+_NOT_EXTRA = frozenset(KNOWN_FIELDS)
+
+
 def _ts(value: Any) -> dt.datetime:
     try:
         return dt.datetime.fromtimestamp(float(value))
@@ -75,13 +79,13 @@ class Task:
             args=tuple(json.loads(record.get("args") or "[]")),
             kwargs=json.loads(record.get("kwargs") or "{}"),
             created_at=_ts(record.get("created_at")),
-            updated_at=_ts(record.get("updated_at")),
+            updated_at=_ts(record.get("updated_at") or record.get("created_at")),
             returning=json.loads(returning) if returning not in (None, "") else None,
             traceback=record.get("traceback") or None,
             retry=int(retry) if retry not in (None, "") else None,
             retry_child_uuid=opt_uuid("retry_child_uuid"),
             retry_parent_uuid=opt_uuid("retry_parent_uuid"),
-            extra={k: _infer(v) for k, v in record.items() if k not in KNOWN_FIELDS},
+            extra={k: _infer(v) for k, v in record.items() if k not in _NOT_EXTRA},
         )
 
     def wait_result(self, timeout: float = 100.0) -> Task | None:

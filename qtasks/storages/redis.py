@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 from uuid import UUID
@@ -37,6 +38,30 @@ end
 return out
 """
 _mark = LuaScript(_MARK_PROCESS)
+
+# KEYS: [leases]   ARGV: ttl, record_prefix, channel_prefix, n, (uuid, final, mapping_json) * n, handles...
+_store = LuaScript("""
+local ttl, n = tonumber(ARGV[1]), tonumber(ARGV[4])
+for i = 0, n - 1 do
+  local uuid, final, m = ARGV[5 + 3 * i], ARGV[6 + 3 * i], cjson.decode(ARGV[7 + 3 * i])
+  local key = ARGV[2] .. uuid
+  local flat = {}
+  for k, v in pairs(m) do flat[#flat + 1] = k; flat[#flat + 1] = v end
+  redis.call('HSET', key, unpack(flat))
+  if ttl > 0 and final == '1' then redis.call('EXPIRE', key, ttl) end
+  -- Waiters get the whole record with the news, so they need no read of their own.
+  local rec, all = {}, redis.call('HGETALL', key)
+  for j = 1, #all, 2 do rec[all[j]] = all[j + 1] end
+  redis.call('PUBLISH', ARGV[3] .. uuid, cjson.encode(rec))
+end
+local lost = 0
+if KEYS[1] then
+  for j = 5 + 3 * n, #ARGV do
+    lost = lost + 1 - redis.call('ZREM', KEYS[1], ARGV[j])
+  end
+end
+return lost
+""")
 
 
 def _is_uuid(text: str) -> bool:
@@ -84,19 +109,22 @@ class RedisStorage(BaseStorage):
         if not uuids:
             return {}
         prev = await _mark(self.connector.client(), [self.key(u) for u in uuids], [self.now(), worker_id])
-        return {u: (p or None) for u, p in zip(uuids, prev)}
+        return {u: (p or None) for u, p in zip(uuids, prev, strict=True)}
 
     async def save_results(self, results: list[tuple[str, dict[str, Any]]]) -> None:
+        await self.store_results(results)
+
+    async def store_results(self, results: list[tuple[str, dict[str, Any]]], leases_key: str | None = None,
+                            handles: list[str] | None = None) -> int:
+        """Write end states (with TTL on final ones), announce them, and drop ``handles`` from
+        ``leases_key`` — one round trip. Returns how many handles were no longer leased."""
         ttl = int(self.config.result_ttl or 0)
-        async with self.connector.client().pipeline(transaction=False) as p:
-            for uuid, mapping in results:
-                key = self.key(uuid)
-                p.hset(key, mapping=mapping)
-                status = mapping.get("status")
-                if ttl > 0 and self.is_final(status):
-                    p.expire(key, ttl)
-                p.publish(self.done_channel(uuid), str(status))
-            await p.execute()
+        args: list[Any] = [ttl, f"{self.name}:", f"{self.name}:done:", len(results)]
+        for uuid, mapping in results:
+            args += [str(uuid), "1" if self.is_final(mapping.get("status")) else "0",
+                     json.dumps(mapping, ensure_ascii=False, separators=(",", ":"))]
+        args += handles or []
+        return int(await _store(self.connector.client(), [leases_key] if leases_key else [], args))
 
     async def wait_for_change(self, uuid: str, timeout: float,
                               started: Callable[[], Awaitable[Any]] | None = None) -> Task | None:
@@ -121,7 +149,7 @@ class RedisStorage(BaseStorage):
                 for u in chunk:
                     p.hgetall(self.key(u))
                 recs = await p.execute()
-            out.extend((u, r) for u, r in zip(chunk, recs) if r)
+            out.extend((u, r) for u, r in zip(chunk, recs, strict=True) if r)
         return out
 
     async def delete(self, uuids: list[str]) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -16,15 +17,30 @@ if TYPE_CHECKING:
 WAKE_STATUSES = {"success", "error", "cancel", "retry"}
 
 
+class _Wait(asyncio.Event):
+    """An event that also carries the record published with the completion."""
+
+    data: str | None = None
+
+
+def _from_message(uuid: str, data: str) -> Task | None:
+    try:
+        record = json.loads(data)
+    except ValueError:
+        return None  # an older publisher sent only the status: read the record instead
+    return Task.from_record(uuid, record) if isinstance(record, dict) and record else None
+
+
 class ResultWaiter:
     def __init__(self, connector: RedisConnector) -> None:
         self.connector = connector
         self._pubsub: Any = None
         self._reader: asyncio.Task[None] | None = None
-        self._events: dict[str, list[asyncio.Event]] = {}
+        self._events: dict[str, list[_Wait]] = {}
         self._confirms: dict[str, list[asyncio.Future[None]]] = {}
 
-    async def _subscribe(self, channel: str) -> None:
+    async def _subscribe(self, channel: str) -> asyncio.Future[None]:
+        """Send SUBSCRIBE; the returned future resolves when Redis confirms it."""
         if self._pubsub is None:
             self._pubsub = self.connector.client().pubsub()
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -32,8 +48,7 @@ class ResultWaiter:
         await self._pubsub.subscribe(channel)
         if self._reader is None or self._reader.done():
             self._reader = asyncio.create_task(self._read(), name="qtasks-result-waiter")
-        # Only once Redis confirms the subscription is a completion guaranteed to reach us.
-        await fut
+        return fut
 
     async def _unsubscribe(self, channel: str) -> None:
         if not self._events.get(channel) and self._pubsub is not None:
@@ -64,38 +79,50 @@ class ResultWaiter:
                     if not f.done():
                         f.set_result(None)
             elif msg["type"] == "message":
-                for ev in self._events.get(channel, ()):
-                    ev.set()
+                for w in self._events.get(channel, ()):
+                    w.data = msg.get("data")
+                    w.set()
 
     async def wait(self, storage: RedisStorage, uuid: str, timeout: float,
                    started: Callable[[], Awaitable[Any]] | None = None) -> Task | None:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + max(0.0, timeout)
         channel = storage.done_channel(uuid)
-        ev = asyncio.Event()
+        ev = _Wait()
         self._events.setdefault(channel, []).append(ev)
         try:
+            subscribed = await self._subscribe(channel)
+            if started is not None:
+                # The SUBSCRIBE is already on the wire, and Redis reads it long before a worker can
+                # claim, run and publish the task; so enqueue now rather than after the confirmation
+                # (one round trip saved). The periodic re-check below covers any theoretical miss.
+                await started()
             try:
-                await asyncio.wait_for(self._subscribe(channel), max(0.001, deadline - loop.time()))
+                # Only once Redis confirms the subscription is a completion guaranteed to reach us.
+                await asyncio.wait_for(subscribed, max(0.001, deadline - loop.time()))
             except asyncio.TimeoutError:
                 pass  # no confirmation in time: fall back to re-checking below
-            if started is not None:
-                await started()
             interval = max(0.01, float(storage.config.result_time_interval))
             first = True
             while True:
-                ev.clear()
-                task = await storage.get(uuid)
-                if task is not None and task.status in WAKE_STATUSES:
-                    return task
-                if task is None and first and started is None:
-                    return None  # no such task: nothing will ever finish
+                # Just enqueued by ``started``: nothing to read until the completion message comes.
+                if not (first and started is not None):
+                    ev.clear()
+                    task = await storage.get(uuid)
+                    if task is not None and task.status in WAKE_STATUSES:
+                        return task
+                    if task is None and first:
+                        return None  # no such task: nothing will ever finish
                 first = False
                 remaining = deadline - loop.time()
                 if remaining <= 0:
                     return None
                 with contextlib.suppress(asyncio.TimeoutError):
                     await asyncio.wait_for(ev.wait(), min(remaining, interval))
+                if ev.is_set() and ev.data:
+                    task = _from_message(uuid, ev.data)
+                    if task is not None and task.status in WAKE_STATUSES:
+                        return task
         finally:
             evs = self._events.get(channel, [])
             if ev in evs:

@@ -74,7 +74,7 @@ class BaseWorker:
         pending = list(self._running.values())
         if pending:
             self.log.info("waiting up to %.0fs for %d running tasks", timeout, len(pending))
-            done, not_done = await asyncio.wait(pending, timeout=timeout)
+            _, not_done = await asyncio.wait(pending, timeout=timeout)
             for t in not_done:
                 t.cancel()
             if not_done:
@@ -90,6 +90,10 @@ class BaseWorker:
         async with self._capacity:
             await self._capacity.wait_for(lambda: self._free > 0)
             return self._free
+
+    @property
+    def free_slots(self) -> int:
+        return max(0, self._free)
 
     @property
     def running_count(self) -> int:
