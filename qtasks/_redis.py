@@ -55,6 +55,19 @@ class RedisConnector:
             self._clients[loop] = c
         return c
 
+    def raw_client(self) -> Any:
+        """A client that returns bytes, for replies that may hold data that is not UTF-8."""
+        if self._fixed is not None:
+            return self._fixed
+        st = self.state()
+        c = st.get("raw")
+        if c is None:
+            c = st["raw"] = aioredis.Redis.from_url(
+                self.url, decode_responses=False, retry=Retry(ExponentialBackoff(cap=0.5, base=0.02), 2),
+                retry_on_error=[RedisConnectionError, RedisTimeoutError], socket_keepalive=True,
+                socket_connect_timeout=5, health_check_interval=30)
+        return c
+
     def state(self) -> dict[str, Any]:
         """A per-loop dict for helpers that hold connections (e.g. the result waiter)."""
         loop = asyncio.get_running_loop()

@@ -7,6 +7,7 @@ long-lived loop thread (:class:`~qtasks.portal.Portal`) and blocks;
 
 from __future__ import annotations
 
+import functools
 import inspect
 import os
 import signal
@@ -17,11 +18,13 @@ from typing import Any, TypeVar
 from uuid import UUID
 
 from qtasks import _state
+from qtasks._redis import redacted
 from qtasks.brokers.base import BaseBroker
 from qtasks.brokers.redis import RedisBroker
 from qtasks.configs.base import BaseGlobalConfig
 from qtasks.configs.config import QueueConfig
 from qtasks.events import BaseEvents
+from qtasks.exc import BrokerConnectionError
 from qtasks.executors.base import BaseTaskExecutor
 from qtasks.logs import Logger
 from qtasks.portal import Portal, call_in_loop
@@ -62,6 +65,22 @@ def _check_options(name: str, priority: Any, max_time: Any, retry: Any, retry_on
     for label, fn in (("generate_handler", generate_handler), ("decode", decode)):
         if fn is not None and not callable(fn):
             raise TypeError(f"{where}: {label} must be callable")
+
+
+def _broker_errors(method: Callable[..., Coroutine[Any, Any, T]]) -> Callable[..., Coroutine[Any, Any, T]]:
+    """Report an unreachable server as :class:`BrokerConnectionError`, naming it (password hidden)."""
+
+    @functools.wraps(method)
+    async def wrapper(self: BaseQueueTasks, *args: Any, **kwargs: Any) -> T:
+        try:
+            return await method(self, *args, **kwargs)
+        except BrokerConnectionError:
+            raise
+        except self.broker.connection_errors as e:
+            where = redacted(str(getattr(self.broker, "url", "") or type(self.broker).__name__))
+            raise BrokerConnectionError(f"cannot reach the broker {where}: {e}") from e
+
+    return wrapper
 
 
 class BaseQueueTasks:
@@ -164,6 +183,7 @@ class BaseQueueTasks:
         return handle
 
     # ------------------------------------------------------------------ async core
+    @_broker_errors
     async def _add_task(self, *args: Any, task_name: str | None = None, priority: int | None = None,
                         timeout: float | None = None, **kwargs: Any) -> Task | None:
         if task_name is None:
@@ -186,15 +206,18 @@ class BaseQueueTasks:
             return None
         return task
 
+    @_broker_errors
     async def _get(self, uuid: UUID | str) -> Task | None:
         return await self.broker.get(uuid)
 
+    @_broker_errors
     async def _ping(self, server: bool = True) -> bool:
         gc = self.broker.storage.global_config
         if not server or gc is None:
             return True
         return await gc.get("main", "status") is not None
 
+    @_broker_errors
     async def _flush_all(self) -> None:
         await self.broker.flush_all()
 

@@ -98,7 +98,17 @@ def cmd_run(app: Any, args: argparse.Namespace) -> int:
         print(f"[qtasks] {problem}", file=sys.stderr)
         return EXIT_UNREACHABLE
     app.run_forever(num_workers=args.num_workers)
+    _exit_now(0)
     return 0
+
+
+def _exit_now(code: int) -> None:
+    """Exit without joining worker threads: a sync task still running after the shutdown timeout
+    has been handed back to the queue, and must not keep the process alive."""
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -46,6 +46,8 @@ class Logger:
             self.format = kw["format"]
 
     def _log(self, level: int, msg: str, *args: Any, **kw: Any) -> None:
+        if not self.logger.isEnabledFor(level):
+            return
         extra = kw.pop("extra", None) or {}
         extra.setdefault("subname", self.subname)
         self.logger.log(level, msg, *args, extra=extra, stacklevel=3, **kw)

@@ -95,7 +95,7 @@ class RedisServer:
             time.sleep(0.05)
         raise ServiceUnavailable(f"redis-server did not answer on port {self.port} in {timeout}s")
 
-    def stop(self) -> None:
+    def stop(self, keep_dir: bool = False) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.terminate()
             try:
@@ -104,8 +104,11 @@ class RedisServer:
                 self.proc.kill()
                 self.proc.wait()
         self.proc = None
+        if not keep_dir:
+            shutil.rmtree(self.dir, ignore_errors=True)
 
     def kill(self) -> None:
+        """Stop at once (SIGKILL), keeping the data directory for a restart on the same port."""
         if self.proc is not None:
             self.proc.kill()
             self.proc.wait()
@@ -126,7 +129,10 @@ def redis_url(start_if_missing: bool = True) -> tuple[str, RedisServer | None]:
 if __name__ == "__main__":
     if sys.argv[1:] != ["redis"]:
         sys.exit("usage: services.py redis")
-    found, started = redis_url()
+    try:
+        found, started = redis_url()
+    except (ServiceUnavailable, subprocess.CalledProcessError) as e:
+        sys.exit(f"[services] {e}")
     print(found, flush=True)
     if started is not None:  # keep it running while our parent needs it: stop on stdin EOF
         atexit.register(started.stop)

@@ -94,7 +94,8 @@ def start_worker(redis_url: str, app_name: str, rclient: redis.Redis,
               args: list[str] | None = None, wait: bool = True, name: str | None = None) -> WorkerProcess:
         wid = worker_id or f"w{len(procs) + 1}-{uuid.uuid4().hex[:6]}"
         full_env = dict(os.environ, QTASKS_BROKER_URL=redis_url, QTASKS_TEST_APP_NAME=name or app_name,
-                        PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1", **(env or {}))
+                        PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
+        full_env.update(env or {})
         log = tmp_path / f"{wid}.log"
         with open(log, "wb") as out:
             proc = subprocess.Popen(
@@ -128,7 +129,7 @@ def inproc_worker() -> Iterator[Callable[[Any], Any]]:
         t = threading.Thread(target=app.run_forever, daemon=True, name="test-worker")
         t.start()
         deadline = time.monotonic() + timeout
-        while app.starter is None or not app.starter.started.is_set():
+        while app.starter is None or not app.starter.started.is_set() or not app.broker.is_listening:
             if time.monotonic() > deadline:
                 raise RuntimeError("in-process worker did not start")
             time.sleep(0.01)

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from qtasks.schemas.task_exec import TaskPrioritySchema
     from qtasks.workers.base import BaseWorker
 
-Handle = str
+Handle = str | bytes
 """A backend's token for one delivery (what ``_ack``/``_renew`` take)."""
 
 NOT_MARKED = "!"
@@ -42,6 +42,8 @@ class Claimed(NamedTuple):
     payload: str
     prev: str | None = NOT_MARKED
     """The task's status before the claim (None: no record), or NOT_MARKED."""
+    error: str | None = None
+    """Set when the message could not even be read (e.g. not UTF-8); it is dead-lettered."""
 
 
 def encode_fields(mapping: dict[str, Any]) -> dict[str, str]:
@@ -66,6 +68,7 @@ class BaseBroker(abc.ABC):
         self._stopping: asyncio.Event | None = None
         self._helpers: list[asyncio.Task[None]] = []
         self._listening: asyncio.Future[None] | None = None
+        self.is_listening = False
 
     def update_config(self, config: QueueConfig) -> None:
         self.config = config
@@ -113,17 +116,33 @@ class BaseBroker(abc.ABC):
         await self.storage.flush_all()
 
     # ------------------------------------------------------------------ worker side
+    def prepare_listen(self) -> None:
+        """Arm the stop signal before ``start`` runs, so a stop during start-up is never lost."""
+        self._stopping = asyncio.Event()
+        self._listening = asyncio.get_running_loop().create_future()
+        self.is_listening = False
+
     async def start(self, worker: BaseWorker | None = None) -> None:
         """Start storage (which starts the global config), run start-up maintenance, then listen."""
-        await self.storage.start()
-        if worker is None:
-            return
-        if self.config.delete_finished_tasks:
-            n = await self.storage.delete_finished_tasks()
-            self.log.info("deleted %d finished task records", n)
-        if self.config.running_older_tasks:
-            await self.requeue_orphans()
+        if worker is not None and self._stopping is None:
+            self.prepare_listen()
+        try:
+            await self.storage.start()
+            if worker is None:
+                return
+            if self.config.delete_finished_tasks and not self._stop_requested():
+                n = await self.storage.delete_finished_tasks()
+                self.log.info("deleted %d finished task records", n)
+            if self.config.running_older_tasks and not self._stop_requested():
+                await self.requeue_orphans()
+        except BaseException:
+            if self._listening is not None and not self._listening.done():
+                self._listening.set_result(None)
+            raise
         await self.listen(worker)
+
+    def _stop_requested(self) -> bool:
+        return self._stopping is not None and self._stopping.is_set()
 
     async def requeue_orphans(self) -> int:
         """Queue again the ``new``/``process`` tasks that no queue and no lease holds."""
@@ -148,13 +167,14 @@ class BaseBroker(abc.ABC):
 
     async def listen(self, worker: BaseWorker) -> None:
         """Fetch loop: claim up to the worker's free slots, hand tasks over, block when idle."""
-        loop = asyncio.get_running_loop()
-        self._stopping = asyncio.Event()
+        if self._stopping is None or self._listening is None or self._listening.done():
+            self.prepare_listen()
+        assert self._stopping is not None and self._listening is not None
         self._done_event = asyncio.Event()
-        self._listening = loop.create_future()
         self._helpers = [asyncio.create_task(self._renew_loop(), name="qtasks-lease-renewal"),
                          asyncio.create_task(self._flush_loop(), name="qtasks-result-flush")]
         delay = 0.1
+        self.is_listening = True
         try:
             while not self._stopping.is_set():
                 free = worker.free_slots or await self._race(worker.wait_for_capacity())
@@ -171,7 +191,13 @@ class BaseBroker(abc.ABC):
                     self.log.warning("broker unreachable (%s); retrying in %.1fs", e, delay)
                     await self._race(asyncio.sleep(delay))
                     delay = min(delay * 2, self.config.reconnect_max_delay)
+                except Exception:
+                    # Never let one bad reply end the worker: log it, back off, keep serving.
+                    self.log.exception("unexpected error in the fetch loop; retrying in %.1fs", delay)
+                    await self._race(asyncio.sleep(delay))
+                    delay = min(delay * 2, self.config.reconnect_max_delay)
         finally:
+            self.is_listening = False
             if not self._listening.done():
                 self._listening.set_result(None)
 
@@ -200,6 +226,8 @@ class BaseBroker(abc.ABC):
         unmarked: list[str] = []
         for c in batch:
             try:
+                if c.error:
+                    raise MalformedMessageError(c.error)
                 msg = Message.decode(c.payload)
             except MalformedMessageError as e:
                 self.log.error("malformed message moved to the dead-letter queue: %s: %.200r", e, c.payload)
@@ -302,6 +330,7 @@ class BaseBroker(abc.ABC):
             self._stopping.set()
         if self._listening is not None:
             await self._listening
+        self._stopping = self._listening = None
 
     async def stop(self) -> None:
         """Flush pending results, hand back tasks still held, stop storage."""
@@ -317,6 +346,8 @@ class BaseBroker(abc.ABC):
             handles = list(self._inflight.values())
             try:
                 await self._requeue(handles)
+                for u in self._inflight:
+                    await self.storage.update_task(u, {"status": "new", "updated_at": repr(time.time())})
                 self.log.info("handed %d unfinished tasks back to the queue", len(handles))
             except self.connection_errors as e:
                 self.log.warning("cannot hand back %d tasks (%s); their leases will expire", len(handles), e)

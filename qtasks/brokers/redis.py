@@ -2,7 +2,7 @@
 
 Keys (``{p}`` = ``{name}:{queue_name}``):
 
-- ``{p}:pending``  ZSET  score = priority, member = ``<seq hex>|<priority>|<json>``.
+- ``{p}:pending``  ZSET  score = priority, member = ``<seq hex>|<priority>|<uuid>|<json>``.
   Equal scores sort by member, and the zero-padded sequence makes that FIFO.
 - ``{p}:delayed``  ZSET  score = due time (ms, Redis clock), same members.
 - ``{p}:leases``   ZSET  score = lease deadline (ms, Redis clock), same members.
@@ -83,11 +83,12 @@ for i = 1, #items, 2 do
   local prev = '!'
   if ARGV[3] ~= '' then
     prev = ''
-    local uuid = string.match(m, '^[^|]*|[^|]*|([^|]*)|')
-    if uuid then
+    local uuid = string.match(m, '^[^|]*|[^|]*|([%x%-]+)|')
+    -- Only a well-formed uuid names a record, and only an existing record is marked.
+    if uuid and #uuid == 36 then
       local key = ARGV[3] .. uuid
       prev = redis.call('HGET', key, 'status') or ''
-      if prev ~= 'success' and prev ~= 'error' and prev ~= 'cancel' then
+      if prev ~= '' and prev ~= 'success' and prev ~= 'error' and prev ~= 'cancel' then
         redis.call('HSET', key, 'status', 'process', 'updated_at', ARGV[4], 'worker_id', ARGV[5])
       end
     end
@@ -141,6 +142,16 @@ def _payload(member: str) -> str:
     return parts[3] if len(parts) == 4 else member
 
 
+def _claimed(member: bytes, prev: bytes) -> Claimed:
+    status = prev.decode("utf-8", "replace")
+    try:
+        text = member.decode("utf-8")
+    except UnicodeDecodeError as e:
+        return Claimed(member, member.decode("utf-8", "replace"), status or None, f"not UTF-8: {e}")
+    # The handle stays the exact member string, so acks and renewals match it byte for byte.
+    return Claimed(text, _payload(text), status or None)
+
+
 class RedisBroker(BaseBroker):
     connection_errors = CONNECTION_ERRORS
 
@@ -192,14 +203,16 @@ class RedisBroker(BaseBroker):
 
     async def _claim(self, n: int, worker_id: str) -> list[Claimed]:
         st = self._fused
-        out = await _CLAIM(self._client(), [self.k_pending, self.k_delayed, self.k_leases, self.k_wake],
+        # Raw bytes: a message that is not UTF-8 must be dead-lettered, not crash the reply parser.
+        out = await _CLAIM(self.connector.raw_client(),
+                           [self.k_pending, self.k_delayed, self.k_leases, self.k_wake],
                            [n, int(self.config.lease_timeout * 1000), f"{st.name}:" if st else "",
                             repr(time.time()), worker_id, int(self.config.broker_poll_interval * 1000)])
         recovered, self._next_event_ms = int(out[0]), int(out[1])
         if recovered:
             self.log.warning("%d tasks whose worker stopped renewing its lease were queued again", recovered)
         items = out[2:]
-        return [Claimed(m, _payload(m), None if p == "" else p) for m, p in zip(items[::2], items[1::2], strict=True)]
+        return [_claimed(m, p) for m, p in zip(items[::2], items[1::2], strict=True)]
 
     async def _wait(self, timeout: float) -> None:
         # The last empty claim said when the next delayed task or lease expiry is due.

@@ -46,13 +46,16 @@ class BaseTaskExecutor:
 
     # ------------------------------------------------------------------ steps
     async def execute_middlewares_before(self) -> None:
-        for m in self.task_func.middlewares_before:
-            r = m(self)()
-            if inspect.isawaitable(r):
-                await r
+        app_wide = self.worker.task_middlewares_before if self.worker is not None else []
+        await self._run_middlewares([*self.task_func.middlewares_before, *app_wide])
 
     async def execute_middlewares_after(self) -> None:
-        for m in self.task_func.middlewares_after:
+        app_wide = self.worker.task_middlewares_after if self.worker is not None else []
+        await self._run_middlewares([*self.task_func.middlewares_after, *app_wide])
+
+    async def _run_middlewares(self, middlewares: list[Any]) -> None:
+        # Per-task middlewares first, then the worker's app-wide ones; the task's list is never mutated.
+        for m in middlewares:
             r = m(self)()
             if inspect.isawaitable(r):
                 await r

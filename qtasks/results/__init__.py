@@ -33,7 +33,9 @@ class _BaseResult:
         self._app = app or _state.app_main
         if self._app is None:
             raise RuntimeError("no QueueTasks app: pass app= or create one first")
-        self.log = (log or self._app.log).with_subname(type(self).__name__)
+        # Client-side waits log through their own logger, at ``logs_default_level_client``.
+        self.log = log or Logger(f"{self._app.name}.client", type(self).__name__,
+                                 default_level=self._app.config.logs_default_level_client)
 
     async def _result(self, timeout: float) -> Task | None:
         if self.uuid is None:

@@ -55,6 +55,7 @@ class BaseStarter:
         if gc is not None:
             gc.worker_id = self.worker.worker_id
         await self.worker.start(num_workers)
+        self.broker.prepare_listen()
         listen = asyncio.create_task(self.broker.start(self.worker), name="qtasks-broker")
         stop_wait = asyncio.create_task(self._stop.wait())
         self.started.set()

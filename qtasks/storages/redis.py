@@ -115,13 +115,16 @@ class RedisStorage(BaseStorage):
         await self.store_results(results)
 
     async def store_results(self, results: list[tuple[str, dict[str, Any]]], leases_key: str | None = None,
-                            handles: list[str] | None = None) -> int:
+                            handles: list[Any] | None = None) -> int:
         """Write end states (with TTL on final ones), announce them, and drop ``handles`` from
         ``leases_key`` — one round trip. Returns how many handles were no longer leased."""
         ttl = int(self.config.result_ttl or 0)
         args: list[Any] = [ttl, f"{self.name}:", f"{self.name}:done:", len(results)]
         for uuid, mapping in results:
-            args += [str(uuid), "1" if self.is_final(mapping.get("status")) else "0",
+            status = mapping.get("status")
+            # A ``retry`` attempt is over too (its child carries on), so it expires like a final one.
+            ends = self.is_final(status) or status == "retry"
+            args += [str(uuid), "1" if ends else "0",
                      json.dumps(mapping, ensure_ascii=False, separators=(",", ":"))]
         args += handles or []
         return int(await _store(self.connector.client(), [leases_key] if leases_key else [], args))
@@ -158,12 +161,12 @@ class RedisStorage(BaseStorage):
             await client.delete(*[self.key(u) for u in uuids[i:i + 500]])
 
     async def flush_all(self) -> None:
-        """Delete every ``{name}:*`` key except a running worker's heartbeat."""
+        """Delete every ``{name}:*`` key except the live-worker heartbeat and registry."""
         client = self.connector.client()
-        keep = f"{self.name}:GlobalConfig:main"
+        keep = {f"{self.name}:GlobalConfig:main", f"{self.name}:GlobalConfig:workers"}
         batch: list[str] = []
         async for k in client.scan_iter(match=self.name + ":*", count=1000):
-            if k == keep:
+            if k in keep:
                 continue
             batch.append(k)
             if len(batch) >= 500:

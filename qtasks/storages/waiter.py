@@ -38,14 +38,19 @@ class ResultWaiter:
         self._reader: asyncio.Task[None] | None = None
         self._events: dict[str, list[_Wait]] = {}
         self._confirms: dict[str, list[asyncio.Future[None]]] = {}
+        # One connection for every wait of this loop: concurrent first waits must not each open one.
+        self._lock = asyncio.Lock()
 
     async def _subscribe(self, channel: str) -> asyncio.Future[None]:
         """Send SUBSCRIBE; the returned future resolves when Redis confirms it."""
-        if self._pubsub is None:
-            self._pubsub = self.connector.client().pubsub()
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._confirms.setdefault(channel, []).append(fut)
-        await self._pubsub.subscribe(channel)
+        async with self._lock:
+            if self._pubsub is None:
+                pubsub = self.connector.client().pubsub()
+                await pubsub.connect()
+                self._pubsub = pubsub
+            fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._confirms.setdefault(channel, []).append(fut)
+            await self._pubsub.subscribe(channel)
         if self._reader is None or self._reader.done():
             self._reader = asyncio.create_task(self._read(), name="qtasks-result-waiter")
         return fut
@@ -53,8 +58,9 @@ class ResultWaiter:
     async def _unsubscribe(self, channel: str) -> None:
         if not self._events.get(channel) and self._pubsub is not None:
             self._events.pop(channel, None)
-            with contextlib.suppress(*CONNECTION_ERRORS):
-                await self._pubsub.unsubscribe(channel)
+            async with self._lock:
+                with contextlib.suppress(*CONNECTION_ERRORS):
+                    await self._pubsub.unsubscribe(channel)
 
     async def _read(self) -> None:
         while True:
@@ -99,7 +105,7 @@ class ResultWaiter:
                 await started()
             try:
                 # Only once Redis confirms the subscription is a completion guaranteed to reach us.
-                await asyncio.wait_for(subscribed, max(0.001, deadline - loop.time()))
+                await asyncio.wait_for(subscribed, max(0.001, min(2.0, deadline - loop.time())))
             except asyncio.TimeoutError:
                 pass  # no confirmation in time: fall back to re-checking below
             interval = max(0.01, float(storage.config.result_time_interval))
