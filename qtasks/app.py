@@ -19,6 +19,7 @@ from uuid import UUID
 
 from qtasks import _state
 from qtasks._redis import redacted
+from qtasks.backends import broker_from_url, scheme_of, storage_from_url
 from qtasks.brokers.base import BaseBroker
 from qtasks.brokers.redis import RedisBroker
 from qtasks.configs.base import BaseGlobalConfig
@@ -89,7 +90,8 @@ class BaseQueueTasks:
 
     def __init__(self, name: str = "QueueTasks", broker_url: str | None = None, broker: BaseBroker | None = None,
                  worker: BaseWorker | None = None, log: Logger | None = None, config: QueueConfig | None = None,
-                 events: BaseEvents | None = None, global_config: BaseGlobalConfig | None = None) -> None:
+                 events: BaseEvents | None = None, global_config: BaseGlobalConfig | None = None,
+                 storage_url: str | None = None) -> None:
         self.name = name
         self.version = __version__
         self.config = config or QueueConfig()
@@ -97,7 +99,16 @@ class BaseQueueTasks:
         self.events = events or BaseEvents(log=self.log)
         if broker is None:
             url = broker_url or os.environ.get("QTASKS_BROKER_URL")
-            broker = self._default_broker(name=name, url=url, log=log, config=self.config, events=self.events)
+            s_url = storage_url or os.environ.get("QTASKS_STORAGE_URL")
+            storage = None
+            if s_url:
+                storage = storage_from_url(s_url, name=name, log=log, config=self.config, events=self.events)
+            if url and scheme_of(url) not in ("redis", "rediss", "unix"):
+                broker = broker_from_url(url, name=name, storage=storage, log=log, config=self.config,
+                                         events=self.events)
+            else:  # Redis, the documented default (redis://localhost:6379/0)
+                broker = self._default_broker(name=name, url=url, storage=storage, log=log,
+                                              config=self.config, events=self.events)
         if global_config is not None:
             broker.storage.global_config = global_config
         if worker is None:

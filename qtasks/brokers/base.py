@@ -387,6 +387,10 @@ class BaseBroker(abc.ABC):
         """Move a message that cannot be processed aside (and release its lease)."""
 
     @abc.abstractmethod
+    async def dead_letters(self) -> list[dict[str, Any]]:
+        """Messages moved aside, each ``{"payload": str, "reason": str, "at": float}``."""
+
+    @abc.abstractmethod
     async def _held_uuids(self) -> set[str]:
         """Uuids of every message queued, delayed or leased."""
 
