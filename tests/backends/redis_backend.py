@@ -8,7 +8,7 @@ from typing import Any
 from tests.backends import Backend
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "scripts"))
-import services  # noqa: E402
+import services
 
 _url: list[str] = []
 _server: list[Any] = []
