@@ -36,6 +36,19 @@ class RedisConnector:
             weakref.WeakKeyDictionary()
         )
 
+    def _new(self, decode: bool) -> Any:
+        opts: dict[str, Any] = dict(
+            decode_responses=decode,
+            retry=Retry(ExponentialBackoff(cap=0.5, base=0.02), 2),
+            retry_on_error=[RedisConnectionError, RedisTimeoutError],
+            socket_keepalive=True,
+            socket_connect_timeout=5,
+            health_check_interval=30,
+        )
+        if self.url.startswith("redis+sentinel://"):
+            return sentinel_master(self.url, **opts)
+        return aioredis.Redis.from_url(self.url, **opts)
+
     def client(self) -> Any:
         # Typed Any: redis-py's annotations cannot express decode_responses=True (str, not bytes).
         if self._fixed is not None:
@@ -43,16 +56,7 @@ class RedisConnector:
         loop = asyncio.get_running_loop()
         c = self._clients.get(loop)
         if c is None:
-            c = aioredis.Redis.from_url(
-                self.url,
-                decode_responses=True,
-                retry=Retry(ExponentialBackoff(cap=0.5, base=0.02), 2),
-                retry_on_error=[RedisConnectionError, RedisTimeoutError],
-                socket_keepalive=True,
-                socket_connect_timeout=5,
-                health_check_interval=30,
-            )
-            self._clients[loop] = c
+            c = self._clients[loop] = self._new(decode=True)
         return c
 
     def raw_client(self) -> Any:
@@ -62,10 +66,7 @@ class RedisConnector:
         st = self.state()
         c = st.get("raw")
         if c is None:
-            c = st["raw"] = aioredis.Redis.from_url(
-                self.url, decode_responses=False, retry=Retry(ExponentialBackoff(cap=0.5, base=0.02), 2),
-                retry_on_error=[RedisConnectionError, RedisTimeoutError], socket_keepalive=True,
-                socket_connect_timeout=5, health_check_interval=30)
+            c = st["raw"] = self._new(decode=False)
         return c
 
     def state(self) -> dict[str, Any]:
@@ -81,6 +82,34 @@ class RedisConnector:
         c = self._clients.pop(loop, None)
         if c is not None:
             await c.aclose()
+
+
+def sentinel_master(url: str, **opts: Any) -> Any:
+    """A client for the current master of ``redis+sentinel://[:pw@]host:port[,host:port...]/service[/db]``.
+
+    Each command goes to whichever server the sentinels name as master, so a
+    fail-over needs no restart; the password (if any) is the master's.
+    """
+    from urllib.parse import unquote
+
+    from redis.asyncio.sentinel import Sentinel
+
+    rest = url.split("://", 1)[1]
+    password = None
+    if "@" in rest:
+        creds, rest = rest.rsplit("@", 1)
+        password = unquote(creds.split(":", 1)[1]) if ":" in creds else None
+    hosts, _, path = rest.partition("/")
+    parts = [p for p in path.split("/") if p]
+    if not parts:
+        raise ValueError(f"redis+sentinel URL needs a service name: {redacted(url)}")
+    service, db = parts[0], int(parts[1]) if len(parts) > 1 else 0
+    nodes = []
+    for h in hosts.split(","):
+        host, _, port = h.rpartition(":")
+        nodes.append((host or "localhost", int(port or 26379)))
+    sentinel = Sentinel(nodes, socket_timeout=5)
+    return sentinel.master_for(service, db=db, password=password, **opts)
 
 
 def redacted(url: str) -> str:

@@ -142,8 +142,11 @@ def _payload(member: str) -> str:
     return parts[3] if len(parts) == 4 else member
 
 
-def _claimed(member: bytes, prev: bytes) -> Claimed:
-    status = prev.decode("utf-8", "replace")
+def _claimed(member: bytes | str, prev: bytes | str) -> Claimed:
+    # A client passed in by the user (redis_connect=) may decode replies itself.
+    status = prev.decode("utf-8", "replace") if isinstance(prev, bytes) else prev
+    if isinstance(member, str):
+        return Claimed(member, _payload(member), status or None)
     try:
         text = member.decode("utf-8")
     except UnicodeDecodeError as e:
