@@ -2,13 +2,15 @@
 
 Run a worker for it from the repository root::
 
-    QTASKS_BROKER_URL=redis://127.0.0.1:6379/0 python -m qtasks -A examples.demo_app:app run
+    QTASKS_BROKER_URL=sqlite:///demo.db python -m qtasks -A examples.demo_app:app run
+
+(or ``redis://127.0.0.1:6379/0``, or any URL from the README's Backends table)
 
 and call its tasks with ``python examples/demo_client.py`` (``bash scripts/demo.sh``
 does both for you). The worker and the client import this same module: the
 worker to know the functions, the client to get typed task handles.
 
-Declaring tasks does no I/O: importing this module never connects to Redis.
+Declaring tasks does no I/O: importing this module never opens the backend.
 """
 
 from __future__ import annotations
@@ -19,13 +21,15 @@ import time
 
 from qtasks import QueueTasks
 
-# The Redis URL comes from QTASKS_BROKER_URL (default redis://localhost:6379/0).
-# Every key this app writes starts with "qtasks_demo:", so the demo never
-# touches anything else in that Redis.
+# The backend comes from QTASKS_BROKER_URL: scripts/demo.sh sets an embedded
+# SQLite file (sqlite:///...) unless you chose one; unset, it is the documented
+# default redis://localhost:6379/0. Everything this app stores is under its name
+# "qtasks_demo" (on Redis: keys starting with "qtasks_demo:"), so the demo never
+# touches anything else.
 app = QueueTasks(name="qtasks_demo")
 
 # Each worker runs at most this many tasks at once, and never claims more from
-# the queue than it can start (the other tasks stay in Redis, in priority order).
+# the queue than it can start (the other tasks stay queued, in priority order).
 app.config.max_tasks_process = 4
 
 
@@ -55,7 +59,7 @@ async def async_sleep(seconds: float) -> str:
 #    a logger, the app's config...
 @app.task(echo=True, retry=3, retry_on_exc=[ConnectionError])
 def flaky(self, succeed_on_attempt: int) -> str:
-    meta = self.ctx.get_metadata()      # this attempt's record, read from Redis
+    meta = self.ctx.get_metadata()      # this attempt's record, read from the storage
     # ``retry`` holds the retries left; the first attempt has none stored yet.
     attempt = 1 if meta.retry is None else 3 - meta.retry + 1
     self.ctx.get_logger().info("flaky: attempt %d", attempt)

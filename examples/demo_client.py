@@ -3,8 +3,8 @@
 Needs a running worker for ``examples.demo_app`` (``bash scripts/demo.sh``
 starts one, runs this script, then stops it). By hand, from the repository root::
 
-    QTASKS_BROKER_URL=redis://127.0.0.1:6379/0 python -m qtasks -A examples.demo_app:app run &
-    QTASKS_BROKER_URL=redis://127.0.0.1:6379/0 python examples/demo_client.py
+    QTASKS_BROKER_URL=sqlite:///demo.db python -m qtasks -A examples.demo_app:app run &
+    QTASKS_BROKER_URL=sqlite:///demo.db python examples/demo_client.py
 
 Exits with status 1 if a result is not what the demo expects.
 """
@@ -42,7 +42,7 @@ def main() -> int:
     # --- 1. a sync task, both ways of calling it -------------------------------------------
     section("1. A sync task: add(2, 3)")
     started = time.perf_counter()
-    # With timeout=, add_task waits for the result (pushed by Redis pub/sub, not polled)
+    # With timeout=, add_task waits for the result (pushed by the backend: Redis pub/sub; SQLite watches its file)
     # and returns the finished Task, or None if it has not finished in time.
     task = add.add_task(2, 3, timeout=10)
     ms = (time.perf_counter() - started) * 1000
@@ -106,7 +106,7 @@ def main() -> int:
 
     # --- 5. priorities across the queue ---------------------------------------------------
     section("5. Priorities: lower numbers run first, equal ones in FIFO order")
-    # Fill every slot of the worker so the next tasks wait in the Redis queue.
+    # Fill every slot of the worker so the next tasks wait in the queue.
     naps = [nap.add_task(1.0) for _ in range(n)]
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:

@@ -13,7 +13,7 @@ import redis
 from qtasks import QueueTasks
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
-import services  # noqa: E402
+import services
 
 
 @pytest.fixture

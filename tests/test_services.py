@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
-import services  # noqa: E402
+import services
 
 
 def test_starts_a_private_redis_when_none_answers(monkeypatch):
