@@ -5,11 +5,27 @@ from __future__ import annotations
 import abc
 import asyncio
 import contextlib
+import json
 import time
 from typing import Any
 
 from qtasks.configs.config import QueueConfig
 from qtasks.logs import Logger
+
+
+def encode_value(value: Any) -> str:
+    """How every backend stores a global value: text as is, anything else as JSON."""
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
+
+
+def decode_value(text: str | None) -> Any:
+    """The inverse of :func:`encode_value` (text that is not JSON comes back as text)."""
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
 
 
 class BaseGlobalConfig(abc.ABC):

@@ -3,21 +3,13 @@
 from __future__ import annotations
 
 import fnmatch
-import json
 import time
 from typing import Any
 
 from qtasks._memory import MemoryStore, store_for
-from qtasks.configs.base import BaseGlobalConfig
+from qtasks.configs.base import BaseGlobalConfig, decode_value, encode_value
 from qtasks.configs.config import QueueConfig
 from qtasks.logs import Logger
-
-
-def _dec(text: str) -> Any:
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text
 
 
 class MemoryGlobalConfig(BaseGlobalConfig):
@@ -38,21 +30,21 @@ class MemoryGlobalConfig(BaseGlobalConfig):
             self.store.config.setdefault(key, {}).update({n: (v, exp) for n, v in values.items()})
 
     async def set(self, name: str, key: str, value: Any) -> None:
-        self._put(key, {name: value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)})
+        self._put(key, {name: encode_value(value)})
 
     async def get(self, key: str, name: str) -> Any:
         with self.store.lock:
             v = self._live(key).get(name)
-        return None if v is None else _dec(v)
+        return None if v is None else decode_value(v)
 
     async def get_all(self, key: str) -> dict[str, Any]:
         with self.store.lock:
-            return {n: _dec(v) for n, v in self._live(key).items()}
+            return {n: decode_value(v) for n, v in self._live(key).items()}
 
     async def get_match(self, match: str) -> dict[str, Any]:
         with self.store.lock:
             keys = [k for k in self.store.config if fnmatch.fnmatchcase(k, match)]
-            found = {k: {n: _dec(v) for n, v in self._live(k).items()} for k in keys}
+            found = {k: {n: decode_value(v) for n, v in self._live(k).items()} for k in keys}
         return {k: v for k, v in found.items() if v}
 
     async def _beat(self, ttl: float) -> None:

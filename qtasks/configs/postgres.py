@@ -6,11 +6,10 @@ the heartbeat row carries ``expires_at`` (server time) and reads ignore expired 
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from qtasks._postgres import PgConnector
-from qtasks.configs.base import BaseGlobalConfig
+from qtasks.configs.base import BaseGlobalConfig, decode_value, encode_value
 from qtasks.configs.config import QueueConfig
 from qtasks.logs import Logger
 
@@ -19,17 +18,6 @@ _UPSERT = ("INSERT INTO qtasks_config (app, key, name, value, expires_at) VALUES
            "ON CONFLICT (app, key, name) DO UPDATE SET value = EXCLUDED.value, expires_at = EXCLUDED.expires_at")
 
 
-def _enc(value: Any) -> str:
-    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-
-
-def _dec(text: str | None) -> Any:
-    if text is None:
-        return None
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text
 
 
 def _like(glob: str) -> str:
@@ -48,21 +36,21 @@ class PostgresGlobalConfig(BaseGlobalConfig):
 
     async def set(self, name: str, key: str, value: Any) -> None:
         async with self.connector.connection() as conn:
-            await conn.execute(_UPSERT.format(exp="NULL"), [self.name, key, name, _enc(value)])
+            await conn.execute(_UPSERT.format(exp="NULL"), [self.name, key, name, encode_value(value)])
 
     async def get(self, key: str, name: str) -> Any:
         async with self.connector.connection() as conn:
             cur = await conn.execute(f"SELECT value FROM qtasks_config WHERE app = %s AND key = %s AND name = %s "
                                      f"AND {_LIVE}", [self.name, key, name])
             row = await cur.fetchone()
-        return _dec(row[0]) if row else None
+        return decode_value(row[0]) if row else None
 
     async def get_all(self, key: str) -> dict[str, Any]:
         async with self.connector.connection() as conn:
             cur = await conn.execute(f"SELECT name, value FROM qtasks_config WHERE app = %s AND key = %s AND {_LIVE}",
                                      [self.name, key])
             rows = await cur.fetchall()
-        return {n: _dec(v) for n, v in rows}
+        return {n: decode_value(v) for n, v in rows}
 
     async def get_match(self, match: str) -> dict[str, Any]:
         """Every ``{key: {name: value}}`` whose key matches the glob ``match``."""
@@ -72,7 +60,7 @@ class PostgresGlobalConfig(BaseGlobalConfig):
             rows = await cur.fetchall()
         out: dict[str, dict[str, Any]] = {}
         for k, n, v in rows:
-            out.setdefault(k, {})[n] = _dec(v)
+            out.setdefault(k, {})[n] = decode_value(v)
         return out
 
     async def _beat(self, ttl: float) -> None:

@@ -2,28 +2,14 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import redis.asyncio as aioredis
 
 from qtasks._redis import RedisConnector
-from qtasks.configs.base import BaseGlobalConfig
+from qtasks.configs.base import BaseGlobalConfig, decode_value, encode_value
 from qtasks.configs.config import QueueConfig
 from qtasks.logs import Logger
-
-
-def _enc(value: Any) -> str:
-    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
-
-
-def _dec(text: str | None) -> Any:
-    if text is None:
-        return None
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text
 
 
 class RedisGlobalConfig(BaseGlobalConfig):
@@ -40,14 +26,14 @@ class RedisGlobalConfig(BaseGlobalConfig):
         return f"{self.config_name}:{key}"
 
     async def set(self, name: str, key: str, value: Any) -> None:
-        await self.connector.client().hset(self._key(key), name, _enc(value))
+        await self.connector.client().hset(self._key(key), name, encode_value(value))
 
     async def get(self, key: str, name: str) -> Any:
-        return _dec(await self.connector.client().hget(self._key(key), name))
+        return decode_value(await self.connector.client().hget(self._key(key), name))
 
     async def get_all(self, key: str) -> dict[str, Any]:
         raw = await self.connector.client().hgetall(self._key(key))
-        return {k: _dec(v) for k, v in raw.items()}
+        return {k: decode_value(v) for k, v in raw.items()}
 
     async def get_match(self, match: str) -> dict[str, Any]:
         """Every ``{key: {name: value}}`` whose key matches the glob ``match``."""
@@ -56,7 +42,7 @@ class RedisGlobalConfig(BaseGlobalConfig):
         prefix = self.config_name + ":"
         async for k in client.scan_iter(match=prefix + match, count=500):
             if await client.type(k) == "hash":
-                out[k[len(prefix):]] = {f: _dec(v) for f, v in (await client.hgetall(k)).items()}
+                out[k[len(prefix):]] = {f: decode_value(v) for f, v in (await client.hgetall(k)).items()}
         return out
 
     async def _beat(self, ttl: float) -> None:

@@ -2,24 +2,17 @@
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import time
 from typing import Any
 
 from qtasks._sqlite import SQLiteDB, db_for
-from qtasks.configs.base import BaseGlobalConfig
+from qtasks.configs.base import BaseGlobalConfig, decode_value, encode_value
 from qtasks.configs.config import QueueConfig
 from qtasks.logs import Logger
 
 _LIVE = "(expires_at IS NULL OR expires_at > ?)"
 
-
-def _dec(text: str) -> Any:
-    try:
-        return json.loads(text)
-    except ValueError:
-        return text
 
 
 class SQLiteGlobalConfig(BaseGlobalConfig):
@@ -44,20 +37,20 @@ class SQLiteGlobalConfig(BaseGlobalConfig):
         return await self.db.run(q)
 
     async def set(self, name: str, key: str, value: Any) -> None:
-        await self._put(key, {name: value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)})
+        await self._put(key, {name: encode_value(value)})
 
     async def get(self, key: str, name: str) -> Any:
         rows = await self._select("key = ? AND field = ?", key, name)
-        return _dec(rows[0][2]) if rows else None
+        return decode_value(rows[0][2]) if rows else None
 
     async def get_all(self, key: str) -> dict[str, Any]:
-        return {f: _dec(v) for _, f, v in await self._select("key = ?", key)}
+        return {f: decode_value(v) for _, f, v in await self._select("key = ?", key)}
 
     async def get_match(self, match: str) -> dict[str, Any]:
         """Every ``{key: {name: value}}`` whose key matches the glob ``match`` (as Redis SCAN MATCH)."""
         out: dict[str, dict[str, Any]] = {}
         for k, f, v in await self._select("key GLOB ?", match):
-            out.setdefault(k, {})[f] = _dec(v)
+            out.setdefault(k, {})[f] = decode_value(v)
         return out
 
     async def _beat(self, ttl: float) -> None:
