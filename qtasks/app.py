@@ -8,7 +8,6 @@ long-lived loop thread (:class:`~qtasks.portal.Portal`) and blocks;
 from __future__ import annotations
 
 import functools
-import inspect
 import os
 import signal
 import threading
@@ -26,9 +25,11 @@ from qtasks.configs.base import BaseGlobalConfig
 from qtasks.configs.config import QueueConfig
 from qtasks.events import BaseEvents
 from qtasks.exc import BrokerConnectionError
-from qtasks.executors.base import BaseTaskExecutor
 from qtasks.logs import Logger
+from qtasks.plugins.host import PluginHost, register
 from qtasks.portal import Portal, call_in_loop
+from qtasks.registries.declare import TaskDeclarer, build_schema, make_handle
+from qtasks.registries.shared import TaskRegistry
 from qtasks.registries.task import AsyncTask, BaseTask, SyncTask
 from qtasks.results import wait_chain
 from qtasks.schemas.task import Task
@@ -38,34 +39,6 @@ from qtasks.version import __version__
 from qtasks.workers.base import BaseWorker
 
 T = TypeVar("T")
-
-
-def _generating(func: Callable[..., Any]) -> str | bool:
-    if inspect.isasyncgenfunction(func):
-        return "async"
-    if inspect.isgeneratorfunction(func):
-        return "sync"
-    return False
-
-
-def _check_options(name: str, priority: Any, max_time: Any, retry: Any, retry_on_exc: Any,
-                   executor: Any, generate_handler: Any, decode: Any) -> None:
-    """Reject bad decorator options at registration, where the mistake is made."""
-    where = f"task {name!r}"
-    if priority is not None and (not isinstance(priority, int) or isinstance(priority, bool)):
-        raise TypeError(f"{where}: priority must be an int, got {priority!r}")
-    if max_time is not None and (not isinstance(max_time, (int, float)) or max_time <= 0):
-        raise ValueError(f"{where}: max_time must be a positive number of seconds, got {max_time!r}")
-    if retry is not None and (not isinstance(retry, int) or isinstance(retry, bool) or retry < 0):
-        raise ValueError(f"{where}: retry must be a non-negative int, got {retry!r}")
-    if retry_on_exc is not None and not all(
-            isinstance(e, type) and issubclass(e, BaseException) for e in retry_on_exc):
-        raise TypeError(f"{where}: retry_on_exc must be a list of exception classes")
-    if executor is not None and not (isinstance(executor, type) and issubclass(executor, BaseTaskExecutor)):
-        raise TypeError(f"{where}: executor must be a BaseTaskExecutor subclass")
-    for label, fn in (("generate_handler", generate_handler), ("decode", decode)):
-        if fn is not None and not callable(fn):
-            raise TypeError(f"{where}: {label} must be callable")
 
 
 def _broker_errors(method: Callable[..., Coroutine[Any, Any, T]]) -> Callable[..., Coroutine[Any, Any, T]]:
@@ -78,13 +51,16 @@ def _broker_errors(method: Callable[..., Coroutine[Any, Any, T]]) -> Callable[..
         except BrokerConnectionError:
             raise
         except self.broker.connection_errors as e:
+            if hasattr(e, "qtasks_task"):  # a task's own error, re-raised by eager mode: not the broker's
+                raise
             where = redacted(str(getattr(self.broker, "url", "") or type(self.broker).__name__))
             raise BrokerConnectionError(f"cannot reach the broker {where}: {e}") from e
 
     return wrapper
 
 
-class BaseQueueTasks:
+class BaseQueueTasks(TaskDeclarer, PluginHost):
+    plugin_component = "qtasks"
     _handle_cls: type[BaseTask] = BaseTask
     _method = "async"
 
@@ -131,6 +107,8 @@ class BaseQueueTasks:
         worker.update_config(self.config)
         _state.app_main = self
         _state.log_main = self.log
+        _state.apps.add(self)
+        TaskRegistry.install_into(self)  # shared tasks declared before this app
 
     def _default_broker(self, **kw: Any) -> BaseBroker:
         return RedisBroker(**kw)
@@ -142,56 +120,26 @@ class BaseQueueTasks:
         return BaseStarter(name=self.name, log=self.log)
 
     # ------------------------------------------------------------------ tasks
-    def task(self, name: Any = None, *, priority: int | None = None, echo: bool = False,
-             max_time: float | None = None, retry: int | None = None,
-             retry_on_exc: list[type[BaseException]] | None = None, decode: Callable[[Any], Any] | None = None,
-             tags: list[str] | None = None, description: str | None = None,
-             generate_handler: Callable[[Any], Any] | None = None, executor: type | None = None,
-             middlewares_before: list[Any] | None = None, middlewares_after: list[Any] | None = None,
-             **kwargs: Any) -> Any:
-        """Register a task: bare ``@app.task``, ``@app.task()``, ``@app.task("name", ...)``.
-
-        Unknown keyword options are kept as ``extra`` metadata. Declaring a task does no I/O.
-        """
-        opts = dict(priority=priority, echo=echo, max_time=max_time, retry=retry, retry_on_exc=retry_on_exc,
-                    decode=decode, tags=tags, description=description, generate_handler=generate_handler,
-                    executor=executor, middlewares_before=middlewares_before,
-                    middlewares_after=middlewares_after, extra=kwargs)
-        if callable(name) and not isinstance(name, str):
-            return self._register(name, None, **opts)
-
-        def deco(func: Callable[..., Any]) -> Any:
-            return self._register(func, name, **opts)
-
-        return deco
-
     def _register(self, func: Callable[..., Any], name: str | None, **o: Any) -> BaseTask:
-        task_name = name or func.__name__
-        if not isinstance(task_name, str) or not task_name:
-            raise TypeError(f"task name must be a non-empty string, got {task_name!r}")
-        if task_name in self.tasks:
-            raise ValueError(f"Task with name {task_name} is already registered!")
-        _check_options(task_name, o["priority"], o["max_time"], o["retry"], o["retry_on_exc"],
-                       o["executor"], o["generate_handler"], o["decode"])
-        prio = self.config.task_default_priority if o["priority"] is None else o["priority"]
-        schema = TaskExecSchema(
-            priority=prio, name=task_name, func=func, awaiting=inspect.iscoroutinefunction(func),
-            generating=_generating(func), echo=o["echo"], max_time=o["max_time"], retry=o["retry"],
-            retry_on_exc=list(o["retry_on_exc"]) if o["retry_on_exc"] else None, decode=o["decode"],
-            tags=o["tags"], description=o["description"], generate_handler=o["generate_handler"],
-            executor=o["executor"], middlewares_before=list(o["middlewares_before"] or []),
-            middlewares_after=list(o["middlewares_after"] or []), extra=dict(o["extra"]),
-        )
-        self.tasks[task_name] = schema
-        self.worker._tasks[task_name] = schema
-        handle = self._handle_cls(
-            task_name=task_name, priority=prio, echo=schema.echo, max_time=schema.max_time,
-            retry=schema.retry, retry_on_exc=schema.retry_on_exc, decode=schema.decode, tags=schema.tags,
-            description=schema.description, generate_handler=schema.generate_handler,
-            executor=schema.executor, middlewares_before=schema.middlewares_before,
-            middlewares_after=schema.middlewares_after, extra=schema.extra, app=self, func=func)
-        handle.__doc__ = func.__doc__
-        return handle
+        schema = build_schema(func, name, self.config.task_default_priority, o)
+        self._add_schema(schema)
+        return make_handle(self._handle_cls, schema, self, schema.priority)
+
+    def _add_schema(self, schema: TaskExecSchema) -> None:
+        """The one place a task enters the app (``task``, ``include_router``, shared tasks)."""
+        if schema.name in self.tasks:
+            raise ValueError(f"Task with name {schema.name} is already registered!")
+        self.tasks[schema.name] = schema
+        self.worker._tasks[schema.name] = schema
+
+    def include_router(self, router: Any) -> None:
+        """Register the tasks of a ``qtasks.routers`` router (a duplicate name raises ValueError)."""
+        router._include_into(self)
+        self.routers.append(router)
+        # The router's plugins (app triggers, checked when they were added) join the app's.
+        for trigger, plugins in getattr(router, "plugins", {}).items():
+            for p in plugins:
+                register(self.plugins, p, None if trigger == "Globals" else [trigger], "qtasks")
 
     # ------------------------------------------------------------------ async core
     @_broker_errors
@@ -205,31 +153,51 @@ class BaseQueueTasks:
         if priority is None:
             known = self.tasks.get(task_name)
             priority = known.priority if known is not None else self.config.task_default_priority
+        extra: dict[str, Any] | None = None
+        if self.plugins:
+            got = await self._plugin_trigger("qtasks_add_task_before_broker", qtasks=self, broker=self.broker,
+                                             task_name=task_name, priority=priority, args=args, kw=kwargs)
+            task_name, priority = got.get("task_name", task_name), got.get("priority", priority)
+            args, kwargs, extra = tuple(got.get("args", args)), dict(got.get("kw", kwargs)), got.get("extra")
+        if self.config.eager:  # run it here and now instead of queueing it (see qtasks/eager.py)
+            from qtasks.eager import run_eager
+            return await run_eager(self, task_name, priority, args, kwargs, extra)
         if timeout is None:
-            return await self.broker.add(task_name, priority, None, args, kwargs)
+            task = await self.broker.add(task_name, priority, extra, args, kwargs)
+            await self._plugin_trigger("qtasks_add_task_after_broker", qtasks=self, broker=self.broker,
+                                       task_name=task_name, priority=priority, args=args, kwargs=kwargs, task=task)
+            return task
         task_uuid = uuidlib.uuid4()
 
         async def enqueue() -> None:
-            await self.broker.add(task_name, priority, None, args, kwargs, uuid=task_uuid)
+            task = await self.broker.add(task_name, priority, extra, args, kwargs, uuid=task_uuid)
+            await self._plugin_trigger("qtasks_add_task_after_broker", qtasks=self, broker=self.broker,
+                                       task_name=task_name, priority=priority, args=args, kwargs=kwargs, task=task)
 
-        task = await wait_chain(self, task_uuid, float(timeout), started=enqueue)
-        if task is None or task.status not in self.config.result_statuses_end:
+        final = await wait_chain(self, task_uuid, float(timeout), started=enqueue)
+        if final is None or final.status not in self.config.result_statuses_end:
             return None
-        return task
+        return final
 
     @_broker_errors
     async def _get(self, uuid: UUID | str) -> Task | None:
-        return await self.broker.get(uuid)
+        task = await self.broker.get(uuid)
+        if self.plugins:
+            task = (await self._plugin_trigger("qtasks_get", qtasks=self, broker=self.broker, task=task)).get(
+                "task", task)
+        return task
 
     @_broker_errors
     async def _ping(self, server: bool = True) -> bool:
         gc = self.broker.storage.global_config
+        await self._plugin_trigger("qtasks_ping", qtasks=self, global_config=gc)
         if not server or gc is None:
             return True
         return await gc.get("main", "status") is not None
 
     @_broker_errors
     async def _flush_all(self) -> None:
+        await self._plugin_trigger("qtasks_flush_all", qtasks=self, broker=self.broker)
         await self.broker.flush_all()
 
     # ------------------------------------------------------------------ running
@@ -251,6 +219,7 @@ class BaseQueueTasks:
         starter.broker = starter.broker or self.broker
         starter.worker = starter.worker or self.worker
         starter.config = self.config
+        starter.app = self
         if starter.events is None:
             starter.events = self.events
         self.starter = starter
@@ -270,10 +239,51 @@ class BaseQueueTasks:
             for s, h in old.items():
                 signal.signal(s, h)
 
+    def close(self) -> None:
+        """Release the client-side event-loop thread of a sync app (it restarts if the app is used again)."""
+        if self._portal is not None:
+            self._portal.close()
+
     def stop(self) -> None:
         """Stop a worker started by ``run_forever`` (from any thread)."""
+        if self.plugins.get("qtasks_stop") or self.plugins.get("Globals"):
+            self._blocking(self._plugin_trigger("qtasks_stop", qtasks=self, starter=self.starter))
         if self.starter is not None:
             self.starter.stop()
+
+    # ------------------------------------------------------------------ extension points
+    _COMPONENTS = ("worker", "broker", "storage", "global_config")
+
+    def add_plugin(self, plugin: Any, trigger_names: list[str] | None = None,
+                   component: str | None = None) -> None:
+        """Register a plugin on the app (``component=None``: the ``qtasks_*`` triggers) or on a component.
+
+        ``trigger_names=None`` subscribes it to every trigger of that component; ``["-"]`` to none
+        (the plugin only gets ``start``/``stop``). Executor triggers (``task_executor_*``) are worker triggers.
+        """
+        if component is None:
+            register(self.plugins, plugin, trigger_names, "qtasks")
+            return
+        if component not in self._COMPONENTS:
+            raise KeyError(f"unknown plugin component {component!r}; use None (the app) or one of "
+                           f"{', '.join(self._COMPONENTS)}")
+        target: Any = {"worker": self.worker, "broker": self.broker, "storage": self.broker.storage,
+                       "global_config": self.broker.storage.global_config}[component]
+        if target is None:
+            raise ValueError(f"this app has no {component} to add a plugin to")
+        target.add_plugin(plugin, trigger_names)
+
+    def add_middleware(self, middleware: type, position: str = "before", **kwargs: Any) -> None:
+        """Run ``middleware`` (a TaskMiddleware subclass) around every task of this app."""
+        from qtasks.middlewares import TaskMiddleware
+
+        if not (isinstance(middleware, type) and issubclass(middleware, TaskMiddleware)):
+            raise TypeError(f"add_middleware() takes a TaskMiddleware subclass, got {middleware!r}")
+        if position not in ("before", "after"):
+            raise ValueError(f"position must be 'before' or 'after', got {position!r}")
+        target = self.worker.task_middlewares_before if position == "before" else self.worker.task_middlewares_after
+        if middleware not in target:
+            target.append(middleware)
 
 
 __all__ = ["AsyncTask", "BaseQueueTasks", "SyncTask"]

@@ -2,6 +2,7 @@
 
     QueueTasks(broker_url="sqlite:///tasks.db")         # broker + storage + global config
     QueueTasks(broker_url="amqp://...", storage_url="redis://...")   # mix them
+    QueueTasks(broker_url="kafka://h1:9092,h2:9092?topic=jobs&group=workers")
 
 A missing optional dependency raises ImportError naming the extra to install.
 """
@@ -30,6 +31,7 @@ BROKERS: dict[str, tuple[str, str, str | None]] = {
     "sqs": ("qtasks.brokers.kombu", "KombuBroker", "sqs"),
     "filesystem": ("qtasks.brokers.kombu", "KombuBroker", "amqp"),
     "kombu": ("qtasks.brokers.kombu", "KombuBroker", "amqp"),
+    "kafka": ("qtasks.brokers.kafka", "KafkaBroker", "kafka"),
 }
 
 STORAGES: dict[str, tuple[str, str, str | None]] = {

@@ -1,6 +1,8 @@
 """The ``qtasks`` command (also ``python -m qtasks``).
 
     qtasks -A module:app run [--worker-id ID] [--num-workers N] [-c N] [--loglevel LEVEL]
+    qtasks -A module:app stats [--stats-app module:stats] inspect app|task NAME|tasks [NAMES...] [json=true]
+    qtasks -A module:app stats [--stats-app module:stats] live [json=true]
 
 ``-A``/``--app``/``-app`` may come before or after the sub-command. The CLI,
 not the library, configures logging.
@@ -40,10 +42,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("-c", "--concurrency", type=int, default=None,
                      help="tasks run at once (sets config.max_tasks_process)")
     run.add_argument("--loglevel", "-l", default=None, help="DEBUG, INFO, WARNING, ERROR")
+    from qtasks.stats.command import add_parser as add_stats_parser
+
+    add_stats_parser(sub, _app_option)
     return parser
 
 
-def load_app(spec: str) -> Any:
+def load_object(spec: str) -> Any:
+    """``module:attribute``, imported with the working directory on ``sys.path``."""
     if ":" not in spec:
         raise ValueError(f"expected module:attribute, got {spec!r}")
     mod_name, attr = spec.split(":", 1)
@@ -51,9 +57,13 @@ def load_app(spec: str) -> Any:
         sys.path.insert(0, os.getcwd())
     module = importlib.import_module(mod_name)
     try:
-        obj = getattr(module, attr)
+        return getattr(module, attr)
     except AttributeError:
         raise ValueError(f"module {mod_name!r} has no attribute {attr!r}") from None
+
+
+def load_app(spec: str) -> Any:
+    obj = load_object(spec)
     from qtasks.app import BaseQueueTasks
 
     if not isinstance(obj, BaseQueueTasks) and callable(obj):
@@ -127,6 +137,10 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_USAGE
     if args.command == "run":
         return cmd_run(app, args)
+    if args.command == "stats":
+        from qtasks.stats.command import cmd_stats
+
+        return cmd_stats(app, args)
     parser.print_help()
     return EXIT_USAGE
 

@@ -42,3 +42,8 @@ class TaskPluginTriggerError(QTasksError):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args)
         self.kwargs = kwargs
+
+
+class TaskArgumentsError(QTasksError, ValueError):
+    """A task's arguments do not fit its parameters (a pydantic model fails validation,
+    or the caller passes a value for an injected parameter)."""

@@ -52,6 +52,7 @@ class Portal:
     def __init__(self, name: str = "qtasks-portal") -> None:
         self._name = name
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
         self._lock = threading.Lock()
 
     @property
@@ -66,10 +67,24 @@ class Portal:
                     loop.call_soon(ready.set)
                     loop.run_forever()
 
-                threading.Thread(target=run, name=self._name, daemon=True).start()
+                self._thread = threading.Thread(target=run, name=self._name, daemon=True)
+                self._thread.start()
                 ready.wait()
                 self._loop = loop
             return self._loop
+
+    def close(self) -> None:
+        """Stop the loop and its thread (a later use starts a new one)."""
+        with self._lock:
+            loop, thread = self._loop, self._thread
+            self._loop = self._thread = None
+        if loop is None or loop.is_closed():
+            return
+        loop.call_soon_threadsafe(loop.stop)
+        if thread is not None:
+            thread.join(10)
+        if not loop.is_running():
+            loop.close()
 
     def submit(self, coro: Coroutine[Any, Any, T]) -> Future[T]:
         return asyncio.run_coroutine_threadsafe(coro, self.loop)

@@ -229,7 +229,7 @@ def test_held_uuids_and_flush(make, backend):
 
     async def main():
         a = await broker.add("job", 0, None, [], {})
-        b = await broker.add("job", 0, None, [], {}, delay=30 if backend.delay else 0)
+        b = await broker.add("job", 0, None, [], {}, delay=30 if backend.delay and backend.lists_delayed else 0)
         held = await broker._held_uuids()
         await broker.flush_all()
         return {str(a.uuid), str(b.uuid)}, held, await claim_all(broker), await broker.get(a.uuid)

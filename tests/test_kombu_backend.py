@@ -8,8 +8,6 @@ message published raw to the queue is dead-lettered and the worker keeps serving
 from __future__ import annotations
 
 import json
-import os
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -20,18 +18,14 @@ import services
 pytest.importorskip("kombu")
 
 from qtasks import QueueTasks
+from tests.helpers import require_service, wait_until
 
 MODULE = "k_tasks"
 
 
 @pytest.fixture(scope="module")
 def amqp_url() -> Iterator[str]:
-    try:
-        url, server = services.rabbitmq_url()
-    except services.ServiceUnavailable as e:
-        if os.environ.get("CI"):
-            pytest.fail(f"RabbitMQ unavailable in CI: {e}")
-        pytest.skip(f"RABBITMQ UNAVAILABLE: {e}")
+    url, server = require_service(services.rabbitmq_url, "RabbitMQ", services.ServiceUnavailable)
     yield url
     if server is not None:
         server.stop()
@@ -69,15 +63,6 @@ def spawn(start_worker, amqp_url: str, redis_url: str):
 
 def starts(r: redis.Redis, name: str) -> list[dict[str, Any]]:
     return [json.loads(x) for x in r.lrange(f"{name}:starts", 0, -1)]
-
-
-def wait_until(pred: Any, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (value := pred()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.05)
-    return value
 
 
 def test_result_via_add_task_timeout(spawn, client):

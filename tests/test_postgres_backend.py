@@ -22,18 +22,14 @@ import psycopg
 
 from qtasks import QueueTasks
 from qtasks.storages.postgres import PostgresStorage
+from tests.helpers import require_service, wait_until
 
 MODULE = "pg_tasks"
 
 
 @pytest.fixture(scope="module")
 def pg_url() -> Iterator[str]:
-    try:
-        url, server = services.postgres_url()
-    except services.ServiceUnavailable as e:
-        if os.environ.get("CI"):
-            pytest.fail(f"PostgreSQL unavailable in CI: {e}")
-        pytest.skip(f"POSTGRESQL UNAVAILABLE: {e}")
+    url, server = require_service(services.postgres_url, "PostgreSQL", services.ServiceUnavailable)
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("CREATE TABLE IF NOT EXISTS qtasks_test_starts "
                      "(app text, tag text, worker text, t double precision)")
@@ -56,15 +52,6 @@ def starts(pg_url: str, name: str) -> list[tuple[str, str]]:
     with psycopg.connect(pg_url, autocommit=True) as conn:
         return [(t, w) for t, w in conn.execute(
             "SELECT tag, worker FROM qtasks_test_starts WHERE app = %s ORDER BY t", [name]).fetchall()]
-
-
-def wait_until(pred: Any, timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while not (value := pred()):
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.05)
-    return value
 
 
 @pytest.fixture

@@ -30,23 +30,13 @@ import services
 import qtasks.asyncio as qasync
 from qtasks import QueueTasks
 from qtasks._redis import CONNECTION_ERRORS
+from tests.helpers import wait_until
 
 FINAL = ("success", "error", "cancel")
 MODULE = "r_tasks"
 
 
 # ============================================================================================== helpers
-def wait_until(pred, timeout: float, what: str = "condition", interval: float = 0.05) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = pred()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
-
-
 def starts(r: redis.Redis, name: str) -> list[dict[str, Any]]:
     return [json.loads(x) for x in r.lrange(f"{name}:starts", 0, -1)]
 

@@ -15,15 +15,7 @@ import pytest
 import qtasks.asyncio as qasync
 from qtasks import QueueTasks
 from qtasks.results import AsyncResult, SyncResult
-
-
-def wait_until(pred, timeout=10.0, interval=0.02):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return True
-        time.sleep(interval)
-    return False
+from tests.helpers import wait_until
 
 
 @pytest.fixture

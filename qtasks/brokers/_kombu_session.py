@@ -16,8 +16,23 @@ Transport differences handled here:
   the connection and comes back when it closes, so renewing is a no-op; the
   Redis transport and SQS re-deliver after a visibility timeout, which is set
   from ``lease_timeout`` and pushed forward on renewal.
-- **delays**: AMQP only — a per-delay queue whose messages expire into the
-  main queue (``x-message-ttl`` + dead-letter exchange).
+- **delays**: on AMQP a per-delay queue whose messages expire into the main
+  queue (``x-message-ttl`` + dead-letter exchange). The other transports have
+  no such thing, so a delayed message goes to a holding queue ``{queue}.delayed``
+  with its due time (and qtasks priority) in headers, and consumers move due
+  messages into the queue they belong to (``promote_due``); SQS also hides the
+  message natively (``DelaySeconds``, at most 900 s) so nobody reads it early.
+
+  Why this design: the message is always somewhere durable — a promotion
+  publishes the copy first and acknowledges the held one after, so a crash in
+  between duplicates a task (at-least-once, as everywhere) but never loses it.
+  And it never spins: the holding queue is read only when a due time this
+  process knows of has passed, when the queue's size differs from what the
+  last read left (another process added or took messages), or every
+  ``DELAY_RESCAN`` seconds as a safety net; otherwise a poll costs one size
+  query. A read holds the messages that are not due yet only for that moment
+  (they are rejected back; SQS: hidden until about their due time, or
+  re-published with a fresh ``DelaySeconds`` when further than that).
 """
 
 from __future__ import annotations
@@ -37,6 +52,15 @@ LEVELS = 10
 DEFAULT_LEVEL = 5
 """Where qtasks priority 0 lands, so both more (negative) and less urgent tasks stay distinct."""
 DEAD_SUFFIX = ".dead"
+DELAYED_SUFFIX = ".delayed"
+ETA_HEADER = "x-qtasks-eta"
+"""Due time (epoch seconds) of a message in the holding queue."""
+PRIORITY_HEADER = "x-qtasks-priority"
+"""qtasks priority of a held message, to route it to its band/level once due."""
+DELAY_RESCAN = 30.0
+"""Longest a consumer goes without reading a non-empty holding queue (in case a size check missed a change)."""
+SQS_MAX_DELAY = 900
+"""SQS's limit on a message's DelaySeconds."""
 
 
 def amqp_level(priority: int) -> int:
@@ -68,6 +92,13 @@ class _Session:
     generation: int = 0
     seq: int = 0
     delay_queues: set[str] = field(default_factory=set)
+    next_due: float = math.inf
+    """Earliest due time seen in the holding queue and not promoted yet (by this process)."""
+    delayed_size: int = -1
+    """Size of the holding queue after the last read (-1: never read)."""
+    last_scan: float = 0.0
+    scans: int = 0
+    """How many times the holding queue was read (for the tests: polls must not read it each time)."""
     driver: str = ""
     """kombu's transport family: 'amqp', 'redis', 'sqs', 'memory', 'filesystem', ..."""
 
@@ -110,7 +141,7 @@ class _Session:
             try:
                 conn.ensure_connection(max_retries=1)
                 channel = conn.channel()
-                for q in [*self.queue_names(), self.queue + DEAD_SUFFIX]:
+                for q in [*self.queue_names(), self.queue + DEAD_SUFFIX, *self.holding_queues()]:
                     self._queue(q).bind(channel).declare()
             except BaseException:
                 conn.release()
@@ -144,6 +175,10 @@ class _Session:
             return [self.queue]
         return [f"{self.queue}.p{level}" for level in range(LEVELS - 1, -1, -1)]
 
+    def holding_queues(self) -> list[str]:
+        """The queue delayed messages wait in ([] on AMQP, whose delay queues expire into the main one)."""
+        return [] if self.driver == "amqp" else [self.queue + DELAYED_SUFFIX]
+
     def _queue(self, name: str) -> Queue:
         args = {"x-max-priority": LEVELS - 1} if self.driver == "amqp" and name == self.queue else None
         return Queue(name, Exchange(""), routing_key=name, durable=True, auto_delete=False,
@@ -164,14 +199,79 @@ class _Session:
         channel = self.connect()
         target, level = (queue, 0) if queue else self._target(priority)
         routing = target
-        if delay > 0:
-            if self.driver != "amqp":
-                raise NotImplementedError(
-                    f"delayed tasks need the AMQP transport; kombu's {self.driver!r} transport cannot hold them")
+        if delay > 0 and self.driver == "amqp":
             routing = self._delay_queue(channel, int(delay * 1000))
-        Producer(channel).publish(body.encode("utf-8"), exchange="", routing_key=routing,
-                                  content_type="application/json", content_encoding="utf-8",
-                                  delivery_mode=2, priority=level, headers=headers or {}, retry=False)
+        elif delay > 0:
+            eta = time.time() + delay
+            self._publish_held(body.encode("utf-8"), {**(headers or {}), ETA_HEADER: eta,
+                                                      PRIORITY_HEADER: int(priority)}, delay)
+            self.next_due = min(self.next_due, eta)
+            return
+        self._send(body.encode("utf-8"), routing, level, headers or {})
+
+    def _send(self, body: bytes, routing: str, level: int, headers: dict[str, Any], **properties: Any) -> None:
+        Producer(self.connect()).publish(body, exchange="", routing_key=routing, content_type="application/json",
+                                         content_encoding="utf-8", delivery_mode=2, priority=level,
+                                         headers=headers, retry=False, **properties)
+
+    def _publish_held(self, body: bytes, headers: dict[str, Any], delay: float) -> None:
+        """Into the holding queue; SQS keeps it invisible for the whole seconds of ``delay`` (up to 900)."""
+        props = {"delay_seconds": min(int(delay), SQS_MAX_DELAY)} if self.driver == "sqs" else {}
+        self._send(body, self.queue + DELAYED_SUFFIX, 0, headers, **props)
+
+    def promote_due(self) -> int:
+        """Move the due messages of the holding queue to their queues; returns how many moved.
+
+        Cheap when nothing can be due: one size query, no read (see the module docstring).
+        """
+        if self.driver == "amqp":
+            return 0
+        channel = self.connect()
+        name = self.queue + DELAYED_SUFFIX
+        size = int(channel._size(name))
+        now = time.time()
+        if size == 0 or (now < self.next_due and size == self.delayed_size
+                         and now - self.last_scan < DELAY_RESCAN):
+            self.delayed_size = size
+            if size == 0:
+                self.next_due = math.inf
+            return 0
+        self.scans += 1
+        taken: list[KombuMessage] = []
+        q = self._queue(name).bind(channel)
+        while (msg := q.get(no_ack=False)) is not None:
+            taken.append(msg)
+        moved, next_due = 0, math.inf
+        for msg in taken:
+            eta, priority = _due_of(msg)
+            remaining = eta - now
+            body = msg.body if isinstance(msg.body, bytes) else str(msg.body).encode("utf-8")
+            headers = {k: v for k, v in (msg.headers or {}).items() if k not in (ETA_HEADER, PRIORITY_HEADER)}
+            if remaining <= 0:
+                # Publish before acknowledging: a crash in between leaves a duplicate, never a loss.
+                target, level = self._target(priority)
+                self._send(body, target, level, headers)
+                msg.ack()
+                moved += 1
+            elif self.driver == "sqs" and remaining >= 1:
+                # A fresh copy hidden for up to 900 s more (instead of a visibility change, which SQS caps
+                # and which would not renew the message's retention period).
+                self._publish_held(body, msg.headers or {}, remaining)
+                msg.ack()
+                next_due = min(next_due, eta)
+            else:
+                self._put_back(Held(msg, name))
+                next_due = min(next_due, eta)
+        self.next_due, self.last_scan = next_due, now
+        self.delayed_size = int(channel._size(name))
+        return moved
+
+    def _put_back(self, held: Held) -> None:
+        if self.driver == "sqs":
+            self._sqs_visibility_of(held, 0)
+            self.channel.qos._quick_ack(held.message.delivery_tag)
+        else:
+            held.message.reject(requeue=True)
 
     def _delay_queue(self, channel: Any, ms: int) -> str:
         """A queue holding messages ``ms`` milliseconds, then dead-lettering them into the main queue.
@@ -195,6 +295,7 @@ class _Session:
             # Timed-out deliveries of dead workers go back to the queue (kombu does this only
             # while draining events, which basic_get never does).
             channel.qos.restore_visible(num=1000, interval=1)
+        self.promote_due()
         out: list[tuple[str, bytes]] = []
         for name in self.queue_names():
             while len(out) < n:
@@ -216,6 +317,7 @@ class _Session:
         if self.driver == "amqp":
             return sum(int(channel.queue_declare(queue=q, passive=True).message_count) for q in self.queue_names())
         # kombu's virtual transports: a passive declare of an empty Redis queue says "not found".
+        self.promote_due()
         return sum(int(channel._size(q)) for q in self.queue_names())
 
     def ack(self, handles: list[str]) -> int:
@@ -256,18 +358,14 @@ class _Session:
             VisibilityTimeout=seconds)
 
     def requeue(self, handles: list[str]) -> None:
-        channel = self.connect()
+        self.connect()
         for h in handles:
             held = self.held.pop(h, None)
             if held is None:
                 continue
-            if self.driver == "sqs":
-                # kombu's reject(requeue=True) would publish a copy while the original stays
-                # invisible (a duplicate later); making the original visible now is the requeue.
-                self._sqs_visibility_of(held, 0)
-                channel.qos._quick_ack(held.message.delivery_tag)
-            else:
-                held.message.reject(requeue=True)
+            # On SQS kombu's reject(requeue=True) would publish a copy while the original stays
+            # invisible (a duplicate later); making the original visible now is the requeue.
+            self._put_back(held)
 
     def dead_letter(self, handle: str, payload: str, reason: str) -> None:
         self.publish(payload, 0, 0.0, headers={"x-qtasks-reason": reason, "x-qtasks-at": time.time()},
@@ -284,11 +382,7 @@ class _Session:
             while (msg := self._queue(name).bind(channel).get(no_ack=False)) is not None:
                 seen.append((name, msg))
         for name, msg in seen:
-            if self.driver == "sqs":
-                self._sqs_visibility_of(Held(msg, name), 0)
-                channel.qos._quick_ack(msg.delivery_tag)
-            else:
-                msg.reject(requeue=True)
+            self._put_back(Held(msg, name))
         return [m for _, m in seen]
 
     def dead_letters(self) -> list[dict[str, Any]]:
@@ -301,16 +395,33 @@ class _Session:
 
     def held_bodies(self) -> list[str]:
         """Bodies of every message queued, delayed (queues known to this process) or held here."""
-        names = self.queue_names() + sorted(self.delay_queues)
+        names = self.queue_names() + self.holding_queues() + sorted(self.delay_queues)
         return [_text(m.body) for m in self.browse(names)] + [_text(h.message.body) for h in self.held.values()]
 
     def purge(self) -> None:
         channel = self.connect()
-        for name in [*self.queue_names(), self.queue + DEAD_SUFFIX, *sorted(self.delay_queues)]:
+        for name in [*self.queue_names(), self.queue + DEAD_SUFFIX, *self.holding_queues(),
+                     *sorted(self.delay_queues)]:
             self._queue(name).bind(channel).purge()
+        self.next_due, self.delayed_size = math.inf, -1
         for held in self.held.values():  # dropped too: acknowledged, so nothing restores them later
             held.message.ack()
         self.held.clear()
+
+
+def _due_of(msg: KombuMessage) -> tuple[float, int]:
+    """(due time, qtasks priority) of a held message; a message without readable headers is due now
+    (it then meets the usual checks, e.g. dead-lettering, in the main queue)."""
+    headers = msg.headers or {}
+    try:
+        eta = float(headers[ETA_HEADER])
+    except (KeyError, TypeError, ValueError):
+        eta = 0.0
+    try:
+        priority = int(headers.get(PRIORITY_HEADER, 0))
+    except (TypeError, ValueError):
+        priority = 0
+    return eta, priority
 
 
 def _text(body: Any) -> str:

@@ -20,9 +20,12 @@ from uuid import UUID
 
 from qtasks import codec
 from qtasks.brokers.message import Message
+from qtasks.configs.base import decode_value
 from qtasks.configs.config import QueueConfig
 from qtasks.exc import MalformedMessageError
 from qtasks.logs import Logger
+from qtasks.plugins.host import PluginHost
+from qtasks.schemas.counts import QueueCounts
 from qtasks.schemas.task import Task
 from qtasks.storages.base import BaseStorage
 
@@ -51,7 +54,8 @@ def encode_fields(mapping: dict[str, Any]) -> dict[str, str]:
     return {k: (v if isinstance(v, str) else codec.dumps(v, what=f"field {k!r}")) for k, v in mapping.items()}
 
 
-class BaseBroker(abc.ABC):
+class BaseBroker(PluginHost, abc.ABC):
+    plugin_component = "broker"
     connection_errors: tuple[type[BaseException], ...] = (ConnectionError, OSError)
 
     def __init__(self, storage: BaseStorage, name: str | None = None, log: Logger | None = None,
@@ -82,6 +86,8 @@ class BaseBroker(abc.ABC):
         task_uuid = str(uuid or uuidlib.uuid4())
         args_list = list(args or ())
         kwargs_d = dict(kwargs or {})
+        if self.plugins or self.storage.plugins:
+            return await self._add_with_plugins(task_uuid, task_name, priority, extra, args_list, kwargs_d, delay)
         args_json = codec.dumps(args_list, what=f"arguments of task {task_name!r}")
         kwargs_json = codec.dumps(kwargs_d, what=f"keyword arguments of task {task_name!r}")
         now = time.time()
@@ -100,19 +106,66 @@ class BaseBroker(abc.ABC):
                     args=tuple(args_list), kwargs=kwargs_d, created_at=created, updated_at=created,
                     extra={k: v for k, v in (extra or {}).items()})
 
+    async def _add_with_plugins(self, task_uuid: str, task_name: str, priority: int, extra: dict[str, Any] | None,
+                                args: list[Any], kwargs: dict[str, Any], delay: float) -> Task:
+        """``add`` when plugins may rewrite the record: the message is rebuilt from what they return."""
+        now = time.time()
+        record = {"status": "new", "task_name": task_name, "priority": str(priority),
+                  "args": codec.dumps(args, what=f"arguments of task {task_name!r}"),
+                  "kwargs": codec.dumps(kwargs, what=f"keyword arguments of task {task_name!r}"),
+                  "created_at": repr(now), **encode_fields(extra or {})}
+        record = (await self._plugin_trigger("broker_add_before", broker=self, storage=self.storage,
+                                             model=record)).get("model", record)
+        got = await self.storage._plugin_trigger("storage_add", storage=self.storage, uuid=task_uuid,
+                                                 task_status=record)
+        task_uuid, record = str(got.get("uuid", task_uuid)), got.get("task_status", record)
+        record = encode_fields(record)
+        core = ("status", "task_name", "priority", "args", "kwargs", "created_at")
+        # Extra fields travel in the message decoded the way the record stores them.
+        extra = {k: decode_value(v) for k, v in record.items() if k not in core} or None
+        try:
+            msg = Message(uuid=task_uuid, task_name=record["task_name"], priority=int(record["priority"]),
+                          args=codec.loads(record["args"]), kwargs=codec.loads(record["kwargs"]),
+                          created_at=float(record["created_at"]), extra=extra or {})
+        except (KeyError, ValueError) as e:
+            raise ValueError(f"a broker_add_before/storage_add plugin returned an unusable record: {e}") from e
+        await self._push_new(record, msg, max(0.0, float(delay)))
+        await self._plugin_trigger("broker_add_after", broker=self, storage=self.storage, model=record)
+        created = datetime.fromtimestamp(msg.created_at)
+        return Task(status="new", uuid=UUID(task_uuid), priority=msg.priority, task_name=msg.task_name,
+                    args=tuple(msg.args), kwargs=dict(msg.kwargs), created_at=created, updated_at=created,
+                    extra=dict(extra or {}))
+
     async def _push_new(self, record: dict[str, str], msg: Message, delay: float) -> None:
         """Create the record, then queue the message (a backend may do both in one round trip)."""
         await self.storage.add(msg.uuid, record)
         await self._push(msg, delay)
 
     async def get(self, uuid: UUID | str) -> Task | None:
-        return await self.storage.get(uuid)
+        task = await self.storage.get(uuid)
+        if self.storage.plugins:
+            got = await self.storage._plugin_trigger("storage_get", storage=self.storage, result=task)
+            task = got.get("result", task)
+        if self.plugins:
+            task = (await self._plugin_trigger("broker_get", broker=self, task=task)).get("task", task)
+        return task
+
+    async def get_all(self) -> list[Task]:
+        tasks = await self.storage.get_all()
+        if self.storage.plugins:
+            got = await self.storage._plugin_trigger("storage_get_all", storage=self.storage, results=tasks)
+            tasks = got.get("results", tasks)
+        return tasks
 
     async def update(self, **kwargs: Any) -> None:
+        if self.plugins:
+            kwargs = (await self._plugin_trigger("broker_update", broker=self, kw=kwargs)).get("kw", kwargs)
         await self.storage.update(**kwargs)
 
     async def flush_all(self) -> None:
+        await self._plugin_trigger("broker_flush_all", broker=self)
         await self._purge()
+        await self.storage._plugin_trigger("storage_flush_all", storage=self.storage)
         await self.storage.flush_all()
 
     # ------------------------------------------------------------------ worker side
@@ -127,6 +180,7 @@ class BaseBroker(abc.ABC):
         if worker is not None and self._stopping is None:
             self.prepare_listen()
         try:
+            await self._plugin_trigger("broker_start", broker=self, worker=worker)
             await self.storage.start()
             if worker is None:
                 return
@@ -134,7 +188,7 @@ class BaseBroker(abc.ABC):
                 n = await self.storage.delete_finished_tasks()
                 self.log.info("deleted %d finished task records", n)
             if self.config.running_older_tasks and not self._stop_requested():
-                await self.requeue_orphans()
+                await self.requeue_orphans(worker)
         except BaseException:
             if self._listening is not None and not self._listening.done():
                 self._listening.set_result(None)
@@ -144,8 +198,9 @@ class BaseBroker(abc.ABC):
     def _stop_requested(self) -> bool:
         return self._stopping is not None and self._stopping.is_set()
 
-    async def requeue_orphans(self) -> int:
+    async def requeue_orphans(self, worker: BaseWorker | None = None) -> int:
         """Queue again the ``new``/``process`` tasks that no queue and no lease holds."""
+        await self._plugin_trigger("broker_running_older_tasks", broker=self, worker=worker)
         held = await self._held_uuids()
         n = 0
         for u, rec in await self.storage.unfinished_records():
@@ -159,6 +214,13 @@ class BaseBroker(abc.ABC):
             except (KeyError, ValueError) as e:
                 self.log.warning("cannot requeue orphaned task %s: %s", u, e)
                 continue
+            if self.storage.plugins:
+                kw: dict[str, Any] = {"task_name": msg.task_name, "uuid": u, "priority": msg.priority,
+                      "created_at": msg.created_at, "args": msg.args, "kw": msg.kwargs}
+                kw.update(await self.storage._plugin_trigger("storage_running_older_tasks", storage=self.storage,
+                                                             worker=worker, **kw))
+                msg = Message(uuid=u, task_name=kw["task_name"], priority=int(kw["priority"]), args=list(kw["args"]),
+                              kwargs=dict(kw["kw"]), created_at=float(kw["created_at"]))
             await self._push(msg, 0.0)
             n += 1
         if n:
@@ -174,6 +236,7 @@ class BaseBroker(abc.ABC):
         self._helpers = [asyncio.create_task(self._renew_loop(), name="qtasks-lease-renewal"),
                          asyncio.create_task(self._flush_loop(), name="qtasks-result-flush")]
         delay = 0.1
+        await self._plugin_trigger("broker_listen_start", broker=self, worker=worker)
         self.is_listening = True
         try:
             while not self._stopping.is_set():
@@ -240,6 +303,9 @@ class BaseBroker(abc.ABC):
                 prev[msg.uuid] = c.prev
         if unmarked:
             prev.update(await self.storage.mark_process(unmarked, worker.worker_id))
+        if self.storage.plugins and good:
+            await self.storage._plugin_trigger("storage_add_process", storage=self.storage,
+                                               uuids=[m.uuid for _, m in good], worker_id=worker.worker_id)
         finished: list[Handle] = []
         for handle, msg in good:
             if self.storage.is_final(prev.get(msg.uuid)):
@@ -247,6 +313,16 @@ class BaseBroker(abc.ABC):
                 finished.append(handle)
                 continue
             self._inflight[msg.uuid] = handle
+            if self.plugins:
+                kw: dict[str, Any] = {"task_name": msg.task_name, "uuid": msg.uuid, "priority": msg.priority,
+                                      "args": msg.args,
+                      "kw": msg.kwargs, "created_at": msg.created_at}
+                kw.update(await self._plugin_trigger("broker_add_worker", broker=self, worker=worker, **kw))
+                if str(kw["uuid"]) != msg.uuid:  # keep the lease findable under the new id
+                    self._inflight[str(kw["uuid"])] = self._inflight.pop(msg.uuid)
+                await worker.add(kw["task_name"], kw["uuid"], kw["priority"], kw["created_at"], kw["args"],
+                                 kw["kw"], extra=msg.extra)
+                continue
             await worker.add(msg.task_name, msg.uuid, msg.priority, msg.created_at, msg.args, msg.kwargs,
                              extra=msg.extra)
         if finished:
@@ -258,6 +334,9 @@ class BaseBroker(abc.ABC):
         Completions are batched: one storage write and one ack for everything
         that finished since the last flush.
         """
+        if self.plugins:
+            model = (await self._plugin_trigger("broker_remove_finished_task", broker=self, storage=self.storage,
+                                                model=model)).get("model", model)
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._done.append((str(task_broker.uuid), model, fut))
         if self._done_event is None:  # used outside listen(): flush inline
@@ -265,6 +344,9 @@ class BaseBroker(abc.ABC):
         else:
             self._done_event.set()
         await fut
+        if self.storage.plugins:
+            await self.storage._plugin_trigger("storage_remove_finished_task", storage=self.storage,
+                                               task_broker=task_broker, model=model)
 
     async def _flush_loop(self) -> None:
         assert self._done_event is not None
@@ -342,6 +424,7 @@ class BaseBroker(abc.ABC):
                 await t
         self._helpers = []
         await self._flush_once(give_up_after=self.config.shutdown_timeout)
+        await self._plugin_trigger("broker_stop", broker=self)
         if self._inflight:
             handles = list(self._inflight.values())
             try:
@@ -356,6 +439,10 @@ class BaseBroker(abc.ABC):
 
     async def check_connection(self) -> None:
         """Raise one of ``connection_errors`` when the server cannot be reached."""
+
+    async def counts(self) -> QueueCounts:
+        """Messages ready / delayed / leased / dead-lettered, for ``qtasks.stats``; None where unknown."""
+        return QueueCounts()
 
     # ------------------------------------------------------------------ primitives
     @abc.abstractmethod

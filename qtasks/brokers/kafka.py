@@ -4,7 +4,7 @@
                                        storage=AsyncRedisStorage(name="app", url="redis://...")))
 
 NOT VERIFIED AGAINST A KAFKA SERVER (none can be installed where this was written):
-only the parts that need no server are tested — see README "Kafka".
+only the parts that need no server are tested — see docs/kafka.md.
 
 Kafka is a log, not a queue, and the mapping is partial:
 
@@ -26,7 +26,7 @@ import asyncio
 import json
 import time
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaConnectionError, KafkaError
@@ -43,13 +43,34 @@ DEFAULT_KAFKA_URL = "kafka://localhost:9092"
 WAIT_STEP = 0.1
 
 
+URL_OPTIONS = ("topic", "group")
+"""Query-string options of a ``kafka://`` URL."""
+
+
 def bootstrap_servers(url: str) -> str:
     """``kafka://h1:9092,h2:9092`` -> ``h1:9092,h2:9092`` (port 9092 when missing)."""
-    netloc = urlsplit(url).netloc.rsplit("@", 1)[-1]
+    parts = urlsplit(url)
+    if parts.scheme.lower() != "kafka":
+        # TLS/SASL need more than a scheme (certificates, mechanism): they go in client_options.
+        raise ValueError(f"Kafka URLs are kafka://host:port[,host:port...] (got {url!r}); "
+                         "pass TLS/SASL settings as client_options")
+    netloc = parts.netloc.rsplit("@", 1)[-1]
     hosts = [h if ":" in h else f"{h}:9092" for h in netloc.split(",") if h]
     if not hosts:
         raise ValueError(f"no Kafka host in {url!r}")
     return ",".join(hosts)
+
+
+def url_options(url: str) -> dict[str, str]:
+    """``kafka://h:9092?topic=jobs&group=billing`` -> ``{"topic": "jobs", "group": "billing"}``."""
+    opts: dict[str, str] = {}
+    for key, values in parse_qs(urlsplit(url).query, keep_blank_values=True).items():
+        if key not in URL_OPTIONS:
+            raise ValueError(f"unknown option {key!r} in Kafka URL {url!r} (known: {', '.join(URL_OPTIONS)})")
+        if len(values) != 1 or not values[0]:
+            raise ValueError(f"option {key!r} of Kafka URL {url!r} needs exactly one non-empty value")
+        opts[key] = values[0]
+    return opts
 
 
 def encode_record(message: Message) -> tuple[bytes, bytes, list[tuple[str, bytes]]]:
@@ -102,16 +123,24 @@ class KafkaBroker(BaseBroker):
     def __init__(self, name: str = "QueueTasks", url: str | None = None, storage: BaseStorage | None = None,
                  log: Logger | None = None, config: QueueConfig | None = None, events: Any = None,
                  queue_name: str = "task_queue", group_id: str | None = None,
-                 client_options: dict[str, Any] | None = None) -> None:
+                 client_options: dict[str, Any] | None = None,
+                 producer_options: dict[str, Any] | None = None) -> None:
+        """``client_options`` go to every aiokafka client (TLS, SASL, timeouts); ``producer_options``
+        replace the producer's defaults ``acks="all", enable_idempotence=True``. The URL's
+        ``?topic=`` names the topic (default ``{name}.{queue_name}``) and ``?group=`` the consumer
+        group (default ``{topic}.workers``); ``group_id=`` wins over ``?group=``."""
+        # Validate the URL before anything else is built, so a typo fails at construction.
+        self.url = url or DEFAULT_KAFKA_URL
+        self.bootstrap = bootstrap_servers(self.url)
+        opts = url_options(self.url)
         if storage is None:
             storage = default_storage(name, log, config, events)
         super().__init__(storage=storage, name=name, log=log, config=config, events=events)
-        self.url = url or DEFAULT_KAFKA_URL
-        self.bootstrap = bootstrap_servers(self.url)
-        self.topic = f"{name}.{queue_name}"
+        self.topic = opts.get("topic") or f"{name}.{queue_name}"
         self.dead_topic = f"{self.topic}.dead"
-        self.group_id = group_id or f"{self.topic}.workers"
+        self.group_id = group_id or opts.get("group") or f"{self.topic}.workers"
         self.client_options = dict(client_options or {})
+        self.producer_options = {"acks": "all", "enable_idempotence": True, **(producer_options or {})}
         self._producer: AIOKafkaProducer | None = None
         self._consumer: AIOKafkaConsumer | None = None
         self._offsets = Offsets()
@@ -128,7 +157,7 @@ class KafkaBroker(BaseBroker):
     async def _get_producer(self) -> AIOKafkaProducer:
         if self._producer is None:
             self._producer = await self._connected("producer", AIOKafkaProducer(
-                bootstrap_servers=self.bootstrap, acks="all", enable_idempotence=True, **self.client_options))
+                bootstrap_servers=self.bootstrap, **self.producer_options, **self.client_options))
         return self._producer
 
     async def _get_consumer(self) -> AIOKafkaConsumer:
@@ -172,11 +201,14 @@ class KafkaBroker(BaseBroker):
         consumer = await self._get_consumer()
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
+            # Sleep first: an empty claim with records past the position means the fetcher has not
+            # delivered them yet (e.g. after a seek), and returning at once would spin the fetch loop
+            # without ever yielding to that fetcher (seen against a real Kafka-protocol server).
+            await asyncio.sleep(min(WAIT_STEP, max(0.0, deadline - time.monotonic())))
             # highwater/position are local (updated by the background fetcher): no round trip.
             for tp in consumer.assignment():
                 if (consumer.highwater(tp) or 0) > await consumer.position(tp):
                     return
-            await asyncio.sleep(min(WAIT_STEP, max(0.0, deadline - time.monotonic())))
 
     async def _ack(self, handles: list[Handle]) -> int:
         lost = sum(not self._offsets.done(h) for h in handles)

@@ -18,6 +18,7 @@ from qtasks.brokers.base import BaseBroker, Claimed, Handle
 from qtasks.brokers.message import Message
 from qtasks.configs.config import QueueConfig
 from qtasks.logs import Logger
+from qtasks.schemas.counts import QueueCounts
 from qtasks.storages.base import BaseStorage
 from qtasks.storages.memory import MemoryStorage
 
@@ -152,6 +153,13 @@ class MemoryBroker(BaseBroker):
         """Tasks waiting (pending + delayed), for monitoring."""
         with self.store.lock:
             return len(self.store.messages) - len(self.store.leases)
+
+    async def counts(self) -> QueueCounts:
+        s = self.store
+        with s.lock:
+            # Every queued, delayed or leased message is in ``messages``; the heap may hold stale entries.
+            leased, delayed = len(s.leases), len(s.delayed)
+            return QueueCounts(len(s.messages) - leased - delayed, delayed, leased, len(s.dead))
 
 
 class AsyncMemoryBroker(MemoryBroker):

@@ -25,6 +25,7 @@ from qtasks.brokers.base import NOT_MARKED, BaseBroker, Claimed, Handle
 from qtasks.brokers.message import Message
 from qtasks.configs.config import QueueConfig
 from qtasks.logs import Logger
+from qtasks.schemas.counts import QueueCounts
 from qtasks.storages.base import BaseStorage
 from qtasks.storages.postgres import Conn, PostgresStorage
 
@@ -218,6 +219,18 @@ class PostgresBroker(BaseBroker):
                                      "AND lease_until IS NULL", [self.name, self.queue_name])
             row = await cur.fetchone()
         return int(row[0]) if row else 0
+
+    async def counts(self) -> QueueCounts:
+        async with self.connector.connection() as conn:
+            cur = await conn.execute(
+                "SELECT count(*) FILTER (WHERE lease_until IS NULL AND due_at <= now()), "
+                "count(*) FILTER (WHERE lease_until IS NULL AND due_at > now()), "
+                "count(*) FILTER (WHERE lease_until IS NOT NULL), "
+                "(SELECT count(*) FROM qtasks_dead WHERE app = %(app)s AND queue = %(queue)s) "
+                "FROM qtasks_queue WHERE app = %(app)s AND queue = %(queue)s",
+                {"app": self.name, "queue": self.queue_name})
+            row = await cur.fetchone()
+        return QueueCounts(*(int(v) for v in row)) if row else QueueCounts()
 
 
 class AsyncPostgresBroker(PostgresBroker):

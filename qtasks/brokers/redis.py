@@ -29,6 +29,7 @@ from qtasks.brokers.base import BaseBroker, Claimed, Handle
 from qtasks.brokers.message import Message
 from qtasks.configs.config import QueueConfig
 from qtasks.logs import Logger
+from qtasks.schemas.counts import QueueCounts
 from qtasks.storages.base import BaseStorage
 from qtasks.storages.redis import RedisStorage
 
@@ -269,6 +270,16 @@ class RedisBroker(BaseBroker):
     async def queue_length(self) -> int:
         """Tasks waiting (pending + delayed), for monitoring."""
         return int(await self._client().zcard(self.k_pending)) + int(await self._client().zcard(self.k_delayed))
+
+    async def counts(self) -> QueueCounts:
+        # One MULTI/EXEC, so the four numbers are a consistent snapshot; each is O(1) on Redis.
+        async with self._client().pipeline(transaction=True) as p:
+            p.zcard(self.k_pending)
+            p.zcard(self.k_delayed)
+            p.zcard(self.k_leases)
+            p.llen(self.k_dead)
+            ready, delayed, leased, dead = await p.execute()
+        return QueueCounts(int(ready), int(delayed), int(leased), int(dead))
 
 
 class AsyncRedisBroker(RedisBroker):

@@ -23,6 +23,7 @@ from qtasks.brokers.base import NOT_MARKED, BaseBroker, Claimed, Handle
 from qtasks.brokers.message import Message
 from qtasks.configs.config import QueueConfig
 from qtasks.logs import Logger
+from qtasks.schemas.counts import QueueCounts
 from qtasks.storages.base import BaseStorage
 from qtasks.storages.sqlite import SQLiteStorage
 
@@ -168,6 +169,17 @@ class SQLiteBroker(BaseBroker):
         row = await self.db.run(lambda c: c.execute(
             "SELECT COUNT(*) FROM qtasks_queue WHERE app = ? AND lease_until IS NULL", (self.name,)).fetchone())
         return int(row[0])
+
+    async def counts(self) -> QueueCounts:
+        def q(c: sqlite3.Connection) -> QueueCounts:
+            args = {"app": self.name, "now": time.time()}
+            ready, delayed, leased = c.execute(
+                "SELECT COALESCE(SUM(lease_until IS NULL AND due <= :now), 0), "
+                "COALESCE(SUM(lease_until IS NULL AND due > :now), 0), COALESCE(SUM(lease_until IS NOT NULL), 0) "
+                "FROM qtasks_queue WHERE app = :app", args).fetchone()
+            dead = c.execute("SELECT COUNT(*) FROM qtasks_dead WHERE app = :app", args).fetchone()[0]
+            return QueueCounts(int(ready), int(delayed), int(leased), int(dead))
+        return await self.db.run(q)
 
 
 class AsyncSQLiteBroker(SQLiteBroker):

@@ -11,6 +11,7 @@ from typing import Any
 
 from qtasks.configs.config import QueueConfig
 from qtasks.logs import Logger
+from qtasks.plugins.host import PluginHost
 
 
 def encode_value(value: Any) -> str:
@@ -28,8 +29,9 @@ def decode_value(text: str | None) -> Any:
         return text
 
 
-class BaseGlobalConfig(abc.ABC):
-    """Backends implement ``set/get/get_all/get_match`` and ``_beat``/``_clear_beat``.
+class BaseGlobalConfig(PluginHost, abc.ABC):
+    """Backends implement ``_set/_get/_get_all/_get_match`` and ``_beat``/``_clear_beat``;
+    the public ``set/get/...`` fire the ``global_config_*`` plugin triggers around them.
 
     ``start()`` writes the heartbeat (``main`` -> ``status``) and refreshes it
     every ``global_config_status_set_periodic`` seconds with a TTL of
@@ -48,17 +50,41 @@ class BaseGlobalConfig(abc.ABC):
     def update_config(self, config: QueueConfig) -> None:
         self.config = config
 
-    @abc.abstractmethod
-    async def set(self, name: str, key: str, value: Any) -> None: ...
+    plugin_component = "global_config"
+
+    async def set(self, name: str, key: str, value: Any) -> None:
+        """Store ``value`` under ``key`` -> ``name`` (JSON-encoded unless it is text)."""
+        if self.plugins:
+            kw = {"name_": name, "key": key, "value": value}
+            kw.update(await self._plugin_trigger("global_config_set", global_config=self, **kw))
+            name, key, value = kw["name_"], kw["key"], kw["value"]
+        await self._set(name, key, value)
+
+    async def get(self, key: str, name: str) -> Any:
+        return await self._read("global_config_get", await self._get(key, name))
+
+    async def get_all(self, key: str) -> dict[str, Any]:
+        return await self._read("global_config_get_all", await self._get_all(key))
+
+    async def get_match(self, match: str) -> dict[str, Any]:
+        return await self._read("global_config_get_match", await self._get_match(match))
+
+    async def _read(self, trigger: str, value: Any) -> Any:
+        if not self.plugins:
+            return value
+        return (await self._plugin_trigger(trigger, global_config=self, get=value)).get("get", value)
 
     @abc.abstractmethod
-    async def get(self, key: str, name: str) -> Any: ...
+    async def _set(self, name: str, key: str, value: Any) -> None: ...
 
     @abc.abstractmethod
-    async def get_all(self, key: str) -> dict[str, Any]: ...
+    async def _get(self, key: str, name: str) -> Any: ...
 
     @abc.abstractmethod
-    async def get_match(self, match: str) -> dict[str, Any]: ...
+    async def _get_all(self, key: str) -> dict[str, Any]: ...
+
+    @abc.abstractmethod
+    async def _get_match(self, match: str) -> dict[str, Any]: ...
 
     @abc.abstractmethod
     async def _beat(self, ttl: float) -> None:
@@ -71,7 +97,9 @@ class BaseGlobalConfig(abc.ABC):
     """Set by the Starter: this process's worker, listed under key ``workers`` while it runs."""
 
     async def start(self) -> None:
+        await self._plugin_trigger("global_config_start", global_config=self)
         await self._beat(self.config.global_config_status_ttl)
+        await self._plugin_trigger("global_config_set_status", global_config=self)
         await self._register()
         self._beat_task = asyncio.create_task(self._beat_loop(), name="qtasks-global-config-beat")
 
@@ -96,6 +124,7 @@ class BaseGlobalConfig(abc.ABC):
             ttl = self.config.global_config_status_ttl
             if not [w for w, t in (await self.workers()).items() if time.time() - t < ttl]:
                 await self._clear_beat()
+        await self._plugin_trigger("global_config_stop", global_config=self)
 
     async def _unset(self, key: str, name: str) -> None:
         """Remove one value (backends override; the default leaves it)."""
@@ -106,5 +135,6 @@ class BaseGlobalConfig(abc.ABC):
             try:
                 await self._beat(self.config.global_config_status_ttl)
                 await self._register()
+                await self._plugin_trigger("global_config_set_status", global_config=self)
             except Exception as e:  # an outage must not kill the heartbeat; the next beat retries
                 self.log.warning("heartbeat write failed: %s", e)

@@ -54,6 +54,8 @@ class QueueConfig:
     """At start, delete records of finished tasks (never queued or running ones)."""
     task_default_priority: int = 0
     task_default_decode: Callable[[Any], Any] | None = None
+    task_manager: Any = None
+    """A :class:`qtasks.components.task_manager.TaskManager`: adjusts each task's options before it runs."""
     global_config_status_ttl: int = 20
     global_config_status_set_periodic: int = 17
     logs_default_level_server: int = logging.INFO
@@ -73,6 +75,11 @@ class QueueConfig:
     """On stop, seconds to let running tasks finish before handing them back to the queue."""
     reconnect_max_delay: float = 10.0
     """Cap of the exponential back-off while the broker's server is unreachable."""
+    eager: bool = False
+    """Run each task inline at ``add_task`` (worker pipeline, result stored) instead of queueing it: for
+    tests and single-process scripts; no worker needed (see :mod:`qtasks.eager`)."""
+    eager_propagates: bool = True
+    """In eager mode, re-raise a failed task's exception in the caller (else return the ``error`` Task)."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "_subscribers", [])

@@ -29,19 +29,19 @@ class MemoryGlobalConfig(BaseGlobalConfig):
         with self.store.lock:
             self.store.config.setdefault(key, {}).update({n: (v, exp) for n, v in values.items()})
 
-    async def set(self, name: str, key: str, value: Any) -> None:
+    async def _set(self, name: str, key: str, value: Any) -> None:
         self._put(key, {name: encode_value(value)})
 
-    async def get(self, key: str, name: str) -> Any:
+    async def _get(self, key: str, name: str) -> Any:
         with self.store.lock:
             v = self._live(key).get(name)
         return None if v is None else decode_value(v)
 
-    async def get_all(self, key: str) -> dict[str, Any]:
+    async def _get_all(self, key: str) -> dict[str, Any]:
         with self.store.lock:
             return {n: decode_value(v) for n, v in self._live(key).items()}
 
-    async def get_match(self, match: str) -> dict[str, Any]:
+    async def _get_match(self, match: str) -> dict[str, Any]:
         with self.store.lock:
             keys = [k for k in self.store.config if fnmatch.fnmatchcase(k, match)]
             found = {k: {n: decode_value(v) for n, v in self._live(k).items()} for k in keys}

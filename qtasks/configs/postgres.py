@@ -34,25 +34,25 @@ class PostgresGlobalConfig(BaseGlobalConfig):
         self.connector = connector or PgConnector(url)
         self.url = self.connector.url
 
-    async def set(self, name: str, key: str, value: Any) -> None:
+    async def _set(self, name: str, key: str, value: Any) -> None:
         async with self.connector.connection() as conn:
             await conn.execute(_UPSERT.format(exp="NULL"), [self.name, key, name, encode_value(value)])
 
-    async def get(self, key: str, name: str) -> Any:
+    async def _get(self, key: str, name: str) -> Any:
         async with self.connector.connection() as conn:
             cur = await conn.execute(f"SELECT value FROM qtasks_config WHERE app = %s AND key = %s AND name = %s "
                                      f"AND {_LIVE}", [self.name, key, name])
             row = await cur.fetchone()
         return decode_value(row[0]) if row else None
 
-    async def get_all(self, key: str) -> dict[str, Any]:
+    async def _get_all(self, key: str) -> dict[str, Any]:
         async with self.connector.connection() as conn:
             cur = await conn.execute(f"SELECT name, value FROM qtasks_config WHERE app = %s AND key = %s AND {_LIVE}",
                                      [self.name, key])
             rows = await cur.fetchall()
         return {n: decode_value(v) for n, v in rows}
 
-    async def get_match(self, match: str) -> dict[str, Any]:
+    async def _get_match(self, match: str) -> dict[str, Any]:
         """Every ``{key: {name: value}}`` whose key matches the glob ``match``."""
         async with self.connector.connection() as conn:
             cur = await conn.execute(f"SELECT key, name, value FROM qtasks_config WHERE app = %s AND key LIKE %s "

@@ -25,17 +25,17 @@ class RedisGlobalConfig(BaseGlobalConfig):
     def _key(self, key: str) -> str:
         return f"{self.config_name}:{key}"
 
-    async def set(self, name: str, key: str, value: Any) -> None:
+    async def _set(self, name: str, key: str, value: Any) -> None:
         await self.connector.client().hset(self._key(key), name, encode_value(value))
 
-    async def get(self, key: str, name: str) -> Any:
+    async def _get(self, key: str, name: str) -> Any:
         return decode_value(await self.connector.client().hget(self._key(key), name))
 
-    async def get_all(self, key: str) -> dict[str, Any]:
+    async def _get_all(self, key: str) -> dict[str, Any]:
         raw = await self.connector.client().hgetall(self._key(key))
         return {k: decode_value(v) for k, v in raw.items()}
 
-    async def get_match(self, match: str) -> dict[str, Any]:
+    async def _get_match(self, match: str) -> dict[str, Any]:
         """Every ``{key: {name: value}}`` whose key matches the glob ``match``."""
         client = self.connector.client()
         out: dict[str, Any] = {}

@@ -36,17 +36,17 @@ class SQLiteGlobalConfig(BaseGlobalConfig):
             return c.execute(sql, (self.name, *params, time.time())).fetchall()
         return await self.db.run(q)
 
-    async def set(self, name: str, key: str, value: Any) -> None:
+    async def _set(self, name: str, key: str, value: Any) -> None:
         await self._put(key, {name: encode_value(value)})
 
-    async def get(self, key: str, name: str) -> Any:
+    async def _get(self, key: str, name: str) -> Any:
         rows = await self._select("key = ? AND field = ?", key, name)
         return decode_value(rows[0][2]) if rows else None
 
-    async def get_all(self, key: str) -> dict[str, Any]:
+    async def _get_all(self, key: str) -> dict[str, Any]:
         return {f: decode_value(v) for _, f, v in await self._select("key = ?", key)}
 
-    async def get_match(self, match: str) -> dict[str, Any]:
+    async def _get_match(self, match: str) -> dict[str, Any]:
         """Every ``{key: {name: value}}`` whose key matches the glob ``match`` (as Redis SCAN MATCH)."""
         out: dict[str, dict[str, Any]] = {}
         for k, f, v in await self._select("key GLOB ?", match):

@@ -41,6 +41,12 @@ class BaseTask:
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.task_name!r}>"
 
+    def _bind(self, app: Any) -> None:
+        """Give a handle declared without an app (a router's) the first app that includes it."""
+        if self._app is None:
+            self._app = app
+            self.ctx._app = app
+
     def _resolve(self, task_name: str | None, priority: int | None) -> tuple[Any, str, int | None]:
         app = self._app or _state.app_main
         if app is None:

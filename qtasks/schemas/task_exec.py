@@ -30,6 +30,15 @@ class TaskExecSchema:
     middlewares_after: list[Any] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
 
+    @property
+    def timeout(self) -> float | None:
+        """``max_time`` under the name the TaskManager examples use."""
+        return self.max_time
+
+    @timeout.setter
+    def timeout(self, value: float | None) -> None:
+        self.max_time = value
+
     def add_middlewares_before(self, middlewares: list[Any]) -> None:
         self.middlewares_before.extend(m for m in middlewares if m not in self.middlewares_before)
 

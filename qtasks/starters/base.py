@@ -10,10 +10,12 @@ from typing import Any
 from qtasks.brokers.base import BaseBroker
 from qtasks.configs.config import QueueConfig
 from qtasks.logs import Logger
+from qtasks.plugins.host import PluginHost, maybe_await, unique_plugins
 from qtasks.workers.base import BaseWorker
 
 
-class BaseStarter:
+class BaseStarter(PluginHost):
+    plugin_component = "starter"
     def __init__(self, name: str | None = None, broker: BaseBroker | None = None,
                  worker: BaseWorker | None = None, log: Logger | None = None,
                  config: QueueConfig | None = None, events: Any = None) -> None:
@@ -27,6 +29,8 @@ class BaseStarter:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._stop: asyncio.Event | None = None
         self.started = asyncio.Event()
+        self.app: Any = None
+        self._started_plugins: list[Any] = []
 
     def update_configs(self, config: QueueConfig) -> None:
         """Push one config object into every component."""
@@ -49,6 +53,8 @@ class BaseStarter:
         self._loop = asyncio.get_running_loop()
         self._stop = asyncio.Event()
         self.started = asyncio.Event()
+        await self._plugin_trigger("starter_start", starter=self)
+        await self._start_plugins()
         if self.events is not None:
             await self.events.fire("starting", starter=self, worker=self.worker, broker=self.broker)
         gc = self.broker.storage.global_config
@@ -70,6 +76,7 @@ class BaseStarter:
     async def _shutdown(self, listen: asyncio.Task[None]) -> None:
         assert self.broker is not None and self.worker is not None
         error = listen.exception() if listen.done() and not listen.cancelled() else None
+        await self._plugin_trigger("starter_stop", starter=self)
         await self.broker.stop_listening()
         if not listen.done():
             with contextlib.suppress(asyncio.CancelledError):
@@ -78,9 +85,37 @@ class BaseStarter:
         await self.broker.stop()
         if self.events is not None:
             await self.events.fire("stopping", starter=self, worker=self.worker, broker=self.broker)
+        await self._stop_plugins()
         self.log.info("worker %s stopped", self.worker.worker_id)
         if error is not None:
             raise error
+
+    def _all_plugins(self) -> list[Any]:
+        assert self.broker is not None and self.worker is not None
+        storage = self.broker.storage
+        dicts = [getattr(self.app, "plugins", None) or {}, self.plugins, self.worker.plugins, self.broker.plugins,
+                 storage.plugins, getattr(storage.global_config, "plugins", None) or {}]
+        return unique_plugins(*dicts)
+
+    async def _start_plugins(self) -> None:
+        """``start()`` each plugin once, whatever component(s) it is registered on."""
+        self._started_plugins = []
+        for p in self._all_plugins():
+            try:
+                await maybe_await(p.start())
+            except Exception:
+                if getattr(p, "raise_errors", False):
+                    raise
+                self.log.exception("plugin %r failed to start; it stays registered", p)
+            self._started_plugins.append(p)
+
+    async def _stop_plugins(self) -> None:
+        for p in reversed(self._started_plugins):
+            try:
+                await maybe_await(p.stop())
+            except Exception:
+                self.log.exception("plugin %r failed to stop", p)
+        self._started_plugins = []
 
     def stop(self) -> None:
         """Ask a running :meth:`start` to shut down; safe from any thread and from signal handlers."""

@@ -16,10 +16,14 @@ from uuid import UUID
 from qtasks.configs.base import BaseGlobalConfig
 from qtasks.configs.config import QueueConfig
 from qtasks.logs import Logger
+from qtasks.plugins.host import PluginHost
+from qtasks.schemas.counts import StatusCounts
 from qtasks.schemas.task import Task
 
 
-class BaseStorage(abc.ABC):
+class BaseStorage(PluginHost, abc.ABC):
+    plugin_component = "storage"
+
     def __init__(self, name: str = "QueueTasks", global_config: BaseGlobalConfig | None = None,
                  log: Logger | None = None, config: QueueConfig | None = None, events: Any = None) -> None:
         self.name = name
@@ -36,10 +40,12 @@ class BaseStorage(abc.ABC):
 
     # -- lifecycle: storage starts the global config, and stops it after itself
     async def start(self) -> None:
+        await self._plugin_trigger("storage_start", storage=self)
         if self.global_config is not None:
             await self.global_config.start()
 
     async def stop(self) -> None:
+        await self._plugin_trigger("storage_stop", storage=self)
         if self.global_config is not None:
             await self.global_config.stop()
 
@@ -95,11 +101,14 @@ class BaseStorage(abc.ABC):
 
     async def update(self, **kwargs: Any) -> None:
         """Old-style ``update(name="{name}:{uuid}", mapping={...})``."""
+        if self.plugins:
+            kwargs = (await self._plugin_trigger("storage_update", storage=self, kw=kwargs)).get("kw", kwargs)
         key = str(kwargs["name"])
         await self.update_task(key.rsplit(":", 1)[-1], dict(kwargs["mapping"]))
 
     async def delete_finished_tasks(self) -> int:
         """Delete the records of finished tasks; queued and running ones are kept."""
+        await self._plugin_trigger("storage_delete_finished_tasks", storage=self)
         doomed = [u for u, rec in await self.iter_records() if self.is_final(rec.get("status"))]
         if doomed:
             await self.delete(doomed)
@@ -107,6 +116,10 @@ class BaseStorage(abc.ABC):
 
     async def unfinished_records(self) -> list[tuple[str, dict[str, str]]]:
         return [(u, r) for u, r in await self.iter_records() if r.get("status") in ("new", "process")]
+
+    async def status_counts(self) -> StatusCounts:
+        """Records per status and ``process`` ones per worker, for ``qtasks.stats``. Reads every record."""
+        return StatusCounts.tally((r.get("status"), r.get("worker_id")) for _, r in await self.iter_records())
 
     @staticmethod
     def now() -> float:

@@ -21,6 +21,7 @@ from qtasks.configs.base import BaseGlobalConfig
 from qtasks.configs.config import QueueConfig
 from qtasks.configs.redis import RedisGlobalConfig
 from qtasks.logs import Logger
+from qtasks.schemas.counts import StatusCounts
 from qtasks.schemas.task import Task
 from qtasks.storages.base import BaseStorage
 from qtasks.storages.waiter import ResultWaiter
@@ -154,6 +155,32 @@ class RedisStorage(BaseStorage):
                 recs = await p.execute()
             out.extend((u, r) for u, r in zip(chunk, recs, strict=True) if r)
         return out
+
+    async def status_counts(self) -> StatusCounts:
+        """O(keys of the app): SCAN ``{name}:*`` (never KEYS, so Redis is not blocked) and read each
+        record's status and worker in pipelined batches of 500; the whole record is never loaded."""
+        client = self.connector.client()
+        prefix = self.name + ":"
+        total = StatusCounts({}, {})
+        batch: list[str] = []
+
+        async def flush() -> StatusCounts:
+            async with client.pipeline(transaction=False) as p:
+                for k in batch:
+                    p.hmget(k, "status", "worker_id")
+                rows = await p.execute()
+            batch.clear()
+            # A record that expired between SCAN and HMGET reads as (None, None): skip it.
+            return StatusCounts.tally((s, w) for s, w in rows if s is not None)
+
+        async for k in client.scan_iter(match=prefix + "*", count=1000):
+            if _is_uuid(k[len(prefix):]):
+                batch.append(k)
+                if len(batch) >= 500:
+                    total = total.merge(await flush())
+        if batch:
+            total = total.merge(await flush())
+        return total
 
     async def delete(self, uuids: list[str]) -> None:
         client = self.connector.client()

@@ -23,6 +23,7 @@ from qtasks.configs.base import BaseGlobalConfig
 from qtasks.configs.config import QueueConfig
 from qtasks.configs.sqlite import SQLiteGlobalConfig
 from qtasks.logs import Logger
+from qtasks.schemas.counts import StatusCounts
 from qtasks.schemas.task import KNOWN_FIELDS, Task
 from qtasks.storages.base import BaseStorage
 
@@ -156,6 +157,13 @@ class SQLiteStorage(BaseStorage):
                              (self.name, time.time())).fetchall()
             return [(r[0], _record(r[1:])) for r in rows]
         return await self.db.run(q)
+
+    async def status_counts(self) -> StatusCounts:
+        def q(c: sqlite3.Connection) -> list[tuple[str | None, str | None, int]]:
+            return c.execute("SELECT status, CASE WHEN status = 'process' THEN json_extract(extra, '$.worker_id') END, "
+                             f"COUNT(*) FROM qtasks_tasks WHERE app = ? AND {_LIVE} GROUP BY 1, 2",
+                             (self.name, time.time())).fetchall()
+        return StatusCounts.from_groups(await self.db.run(q))
 
     async def delete(self, uuids: list[str]) -> None:
         await self.db.run(lambda c: c.executemany("DELETE FROM qtasks_tasks WHERE app = ? AND uuid = ?",

@@ -9,6 +9,7 @@ ever holds tasks it can start at once (several workers share the load).
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import socket
 import time
@@ -17,9 +18,11 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from qtasks.configs.config import QueueConfig
-from qtasks.exc import TaskCancelError, TaskNotRegisteredError
+from qtasks.exc import TaskArgumentsError, TaskCancelError, TaskNotRegisteredError
 from qtasks.executors.base import BaseTaskExecutor, SyncTaskExecutor
+from qtasks.injection.scopes import ScopeStacks
 from qtasks.logs import Logger
+from qtasks.plugins.host import PluginHost, maybe_await
 from qtasks.schemas.task import Task
 from qtasks.schemas.task_exec import TaskExecSchema, TaskPrioritySchema
 
@@ -31,7 +34,8 @@ def default_worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-class BaseWorker:
+class BaseWorker(PluginHost):
+    plugin_component = "worker"
     task_executor: type[BaseTaskExecutor] = SyncTaskExecutor
 
     def __init__(self, name: str = "QueueTasks", broker: BaseBroker | None = None, log: Logger | None = None,
@@ -53,6 +57,8 @@ class BaseWorker:
         self._running: dict[str, asyncio.Task[None]] = {}
         self._free = 0
         self._capacity: asyncio.Condition | None = None
+        self.scopes = ScopeStacks()
+        """Depends values of the worker/broker/storage/global_config scopes, closed when the worker stops."""
 
     def update_config(self, config: QueueConfig) -> None:
         self.config = config
@@ -65,6 +71,7 @@ class BaseWorker:
         self._free = limit
         self._capacity = asyncio.Condition()
         self.thread_pool = ThreadPoolExecutor(max_workers=limit, thread_name_prefix=f"qtasks-{self.name}")
+        await self._plugin_trigger("worker_start", worker=self)
         if self.events is not None:
             await self.events.fire("worker_running", worker=self, number=num_workers)
 
@@ -81,6 +88,11 @@ class BaseWorker:
                 await asyncio.wait(not_done, timeout=5)
         if self.thread_pool is not None:
             self.thread_pool.shutdown(wait=False, cancel_futures=True)
+        try:
+            await self.scopes.close_all()
+        except Exception:
+            self.log.exception("closing a worker-scoped dependency failed")
+        await self._plugin_trigger("worker_stop", worker=self)
         if self.events is not None:
             await self.events.fire("worker_stopping", worker=self, number=self.num_workers)
 
@@ -105,6 +117,12 @@ class BaseWorker:
         """Start a delivered task now (the broker only delivers when a slot is free)."""
         if self.loop is None:
             raise RuntimeError("Worker is not running.")
+        if self.plugins:
+            kw = {"task_name": name, "uuid": uuid, "priority": priority, "args": args, "kw": kwargs,
+                  "created_at": created_at}
+            kw.update(await self._plugin_trigger("worker_add", worker=self, **kw))
+            name, priority, args, kwargs, created_at = (kw["task_name"], kw["priority"], kw["args"], kw["kw"],
+                                                        kw["created_at"])
         tb = TaskPrioritySchema(priority=priority, uuid=uuid, name=name, args=list(args), kwargs=dict(kwargs),
                                 created_at=created_at, updated_at=time.time(), extra=dict(extra or {}))
         self._free -= 1
@@ -122,15 +140,29 @@ class BaseWorker:
     async def _execute_task(self, tb: TaskPrioritySchema) -> None:
         key = str(tb.uuid)
         started = time.perf_counter()
+        task_func = self._tasks.get(tb.name)
         try:
+            before: dict[str, Any] = {}
+            if self.plugins:
+                before = {"status": "process", "worker_id": self.worker_id}
+                before = (await self._plugin_trigger("worker_execute_before", worker=self, task_broker=tb,
+                                                     task_func=task_func, model=before)).get("model", before)
             model = await self._run(tb)
         except asyncio.CancelledError:
             # Shut down mid-task: no result is stored, the broker hands the task back.
             await self._release(key)
             raise
         try:
+            if self.plugins:
+                # Fields a plugin added before the run are stored with the end state.
+                model = {**{k: v for k, v in before.items() if k not in ("status", "worker_id")}, **model}
+                got = await self._plugin_trigger("worker_remove_finished_task", worker=self, broker=self.broker,
+                                                 task_func=task_func, task_broker=tb, model=model)
+                tb, model = got.get("task_broker", tb), got.get("model", model)
             if self.broker is not None:
                 await self.broker.remove_finished_task(tb, model)
+            await self._plugin_trigger("worker_execute_after", worker=self, task_func=task_func, task_broker=tb,
+                                       model=model)
         finally:
             await self._release(key)
         ms = (time.perf_counter() - started) * 1000
@@ -148,6 +180,13 @@ class BaseWorker:
                                          f"(registered: {known})")
             self.log.error("%s", err)
             return {"status": "error", "traceback": f"{type(err).__name__}: {err}", "updated_at": repr(now())}
+        manager = self.config.task_manager
+        if manager is not None:
+            task_func = await self._managed(manager, task_func)
+        if self.plugins:
+            got = await self._plugin_trigger("worker_run_task_before", worker=self, task_func=task_func,
+                                             task_broker=tb)
+            task_func, tb = got.get("task_func", task_func), got.get("task_broker", tb)
         if self.events is not None:
             await self.events.fire("task_running", worker=self, task_func=task_func, task_broker=tb)
         executor_cls = task_func.executor or self.task_executor
@@ -177,17 +216,34 @@ class BaseWorker:
                 await self.events.fire(event, worker=self, task_func=task_func, task_broker=tb, model=model)
         return model
 
+    async def _managed(self, manager: Any, task_func: TaskExecSchema) -> TaskExecSchema:
+        """Let the TaskManager adjust a copy of the registration (never the registration itself)."""
+        copy = dataclasses.replace(task_func, middlewares_before=list(task_func.middlewares_before),
+                                   middlewares_after=list(task_func.middlewares_after), extra=dict(task_func.extra))
+        out = await maybe_await(manager.mutate(copy))
+        return copy if out is None else out
+
     async def _retry_or_error(self, task_func: TaskExecSchema, tb: TaskPrioritySchema, e: BaseException,
                               trace: str) -> dict[str, Any]:
         model: dict[str, Any] = {"status": "error", "traceback": trace, "updated_at": repr(time.time())}
         kinds = tuple(task_func.retry_on_exc or ())
-        if not task_func.retry or (kinds and not isinstance(e, kinds)):
+        # Arguments that do not fit the task fail the same way every time: never retried.
+        if not task_func.retry or (kinds and not isinstance(e, kinds)) or isinstance(e, TaskArgumentsError):
             return model
-        remaining = tb.extra.get("retry", task_func.retry)
+        model = await self._retry_model(task_func, tb, model)
+        if self.plugins:
+            got = await self._plugin_trigger("worker_task_error_retry", worker=self, broker=self.broker,
+                                             task_func=task_func, task_broker=tb, trace=trace, model=model)
+            model = got.get("model", model)
+        return model
+
+    async def _retry_model(self, task_func: TaskExecSchema, tb: TaskPrioritySchema,
+                           model: dict[str, Any]) -> dict[str, Any]:
+        retry = int(task_func.retry or 0)
         try:
-            remaining = int(remaining)
+            remaining = int(tb.extra.get("retry", retry))
         except (TypeError, ValueError):
-            remaining = int(task_func.retry)
+            remaining = retry
         if remaining <= 0 or self.broker is None:
             model["retry"] = "0"
             return model

@@ -22,6 +22,9 @@ class Backend:
     """Whether finished records expire after ``result_ttl``."""
     delay: bool = True
     """Whether the broker holds delayed (eta/countdown) messages itself."""
+    lists_delayed: bool = True
+    """Whether ``_held_uuids`` sees delayed messages while they wait (SQS hides them natively,
+    like the in-flight messages of other consumers)."""
     expire_leases: Callable[[Any], Any] | None = None
     """For brokers whose leases end with the consumer's connection rather than a timer
     (AMQP): an async function that makes the broker's held messages deliverable again

@@ -124,11 +124,11 @@ async def _release_held(broker: Any) -> None:
 
 BACKENDS = {
     "kombu-amqp": Backend(make=_maker("amqp"), setup=_setup_amqp, expire_leases=_drop_connection),
-    "kombu-redis": Backend(make=_maker("redis"), setup=_setup_local, delay=False),
+    "kombu-redis": Backend(make=_maker("redis"), setup=_setup_local),
     # In-process only: kombu's memory transport never restores on close (the process is the queue).
-    "kombu-memory": Backend(make=_maker("memory"), setup=_setup_local, delay=False,
+    "kombu-memory": Backend(make=_maker("memory"), setup=_setup_local,
                             expire_leases=_release_held),
-    "kombu-filesystem": Backend(make=_maker("filesystem"), setup=_setup_local, delay=False,
+    "kombu-filesystem": Backend(make=_maker("filesystem"), setup=_setup_local,
                                 expire_leases=_drop_connection),
-    "kombu-sqs": Backend(make=_maker("sqs"), setup=_setup_sqs, delay=False, expire_leases=_release_held),
+    "kombu-sqs": Backend(make=_maker("sqs"), setup=_setup_sqs, lists_delayed=False, expire_leases=_release_held),
 }

@@ -1,0 +1,1 @@
+"""Optional components (the TaskManager)."""
