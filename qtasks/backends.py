@@ -10,6 +10,7 @@ A missing optional dependency raises ImportError naming the extra to install.
 from __future__ import annotations
 
 import importlib
+import inspect
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -83,6 +84,20 @@ def storage_class(url: str) -> Any:
 def broker_from_url(url: str, **kw: Any) -> BaseBroker:
     """A broker for ``url``; ``kw`` are the usual component arguments (name, storage, log, config, events)."""
     broker: BaseBroker = broker_class(url)(url=url, **kw)
+    return broker
+
+
+def broker_for_queue(url: str, queue: str, **kw: Any) -> BaseBroker:
+    """A broker for one named queue of ``url`` (for :class:`qtasks.brokers.multi.MultiQueueBroker`).
+
+    Backends with a ``queue_name`` option get it; the others keep each queue under its own broker name.
+    """
+    cls = broker_class(url)
+    if "queue_name" in inspect.signature(cls.__init__).parameters:
+        broker: BaseBroker = cls(url=url, queue_name=queue, **kw)
+    else:
+        kw["name"] = f"{kw.get('name') or 'QueueTasks'}:{queue}"
+        broker = cls(url=url, **kw)
     return broker
 
 

@@ -47,3 +47,8 @@ class TaskPluginTriggerError(QTasksError):
 class TaskArgumentsError(QTasksError, ValueError):
     """A task's arguments do not fit its parameters (a pydantic model fails validation,
     or the caller passes a value for an injected parameter)."""
+
+
+class TaskRescheduled(QTasksError):
+    """Raised by a task (or its executor) that re-queued itself under its own id (``broker.add(uuid=...,
+    status="retry")``): the worker acknowledges this delivery and stores nothing for it."""

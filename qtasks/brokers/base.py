@@ -66,8 +66,10 @@ class BaseBroker(PluginHost, abc.ABC):
         self.log = (log or Logger(self.name)).with_subname("Broker")
         self.events = events
         self.plugins: dict[str, list[Any]] = {}
-        self._inflight: dict[str, Handle] = {}
-        self._done: list[tuple[str, dict[str, Any], asyncio.Future[None]]] = []
+        # uuid -> handles of its deliveries in flight (oldest first): a task re-queued under its own id
+        # (a Celery-style retry) can be claimed again before the first delivery is acknowledged.
+        self._inflight: dict[str, list[Handle]] = {}
+        self._done: list[tuple[str, dict[str, Any] | None, asyncio.Future[None]]] = []
         self._done_event: asyncio.Event | None = None
         self._stopping: asyncio.Event | None = None
         self._helpers: list[asyncio.Task[None]] = []
@@ -81,17 +83,22 @@ class BaseBroker(PluginHost, abc.ABC):
     # ------------------------------------------------------------------ client side
     async def add(self, task_name: str, priority: int = 0, extra: dict[str, Any] | None = None,
                   args: tuple[Any, ...] | list[Any] | None = None, kwargs: dict[str, Any] | None = None,
-                  *, uuid: UUID | str | None = None, delay: float = 0.0) -> Task:
-        """Store a ``new`` record and queue the task; returns that record."""
+                  *, uuid: UUID | str | None = None, delay: float = 0.0, status: str = "new") -> Task:
+        """Store a record (status ``new``, or ``status``) and queue the task; returns that record.
+
+        ``status="retry"`` with the ``uuid`` of a running task re-queues it under its own id (Celery-style
+        retries): the record shows ``retry`` until the new delivery starts.
+        """
         task_uuid = str(uuid or uuidlib.uuid4())
         args_list = list(args or ())
         kwargs_d = dict(kwargs or {})
         if self.plugins or self.storage.plugins:
-            return await self._add_with_plugins(task_uuid, task_name, priority, extra, args_list, kwargs_d, delay)
+            return await self._add_with_plugins(task_uuid, task_name, priority, extra, args_list, kwargs_d, delay,
+                                                status)
         args_json = codec.dumps(args_list, what=f"arguments of task {task_name!r}")
         kwargs_json = codec.dumps(kwargs_d, what=f"keyword arguments of task {task_name!r}")
         now = time.time()
-        record = {"status": "new", "task_name": task_name, "priority": str(priority),
+        record = {"status": status, "task_name": task_name, "priority": str(priority),
                   "args": args_json, "kwargs": kwargs_json, "created_at": repr(now)}
         extra_json = None
         if extra:
@@ -102,15 +109,15 @@ class BaseBroker(PluginHost, abc.ABC):
                                       kwargs_json, now, extra, extra_json)
         await self._push_new(record, msg, max(0.0, float(delay)))
         created = datetime.fromtimestamp(now)
-        return Task(status="new", uuid=UUID(task_uuid), priority=int(priority), task_name=task_name,
+        return Task(status=status, uuid=UUID(task_uuid), priority=int(priority), task_name=task_name,
                     args=tuple(args_list), kwargs=kwargs_d, created_at=created, updated_at=created,
                     extra={k: v for k, v in (extra or {}).items()})
 
     async def _add_with_plugins(self, task_uuid: str, task_name: str, priority: int, extra: dict[str, Any] | None,
-                                args: list[Any], kwargs: dict[str, Any], delay: float) -> Task:
+                                args: list[Any], kwargs: dict[str, Any], delay: float, status: str) -> Task:
         """``add`` when plugins may rewrite the record: the message is rebuilt from what they return."""
         now = time.time()
-        record = {"status": "new", "task_name": task_name, "priority": str(priority),
+        record = {"status": status, "task_name": task_name, "priority": str(priority),
                   "args": codec.dumps(args, what=f"arguments of task {task_name!r}"),
                   "kwargs": codec.dumps(kwargs, what=f"keyword arguments of task {task_name!r}"),
                   "created_at": repr(now), **encode_fields(extra or {})}
@@ -132,7 +139,7 @@ class BaseBroker(PluginHost, abc.ABC):
         await self._push_new(record, msg, max(0.0, float(delay)))
         await self._plugin_trigger("broker_add_after", broker=self, storage=self.storage, model=record)
         created = datetime.fromtimestamp(msg.created_at)
-        return Task(status="new", uuid=UUID(task_uuid), priority=msg.priority, task_name=msg.task_name,
+        return Task(status=str(record["status"]), uuid=UUID(task_uuid), priority=msg.priority, task_name=msg.task_name,
                     args=tuple(msg.args), kwargs=dict(msg.kwargs), created_at=created, updated_at=created,
                     extra=dict(extra or {}))
 
@@ -184,16 +191,19 @@ class BaseBroker(PluginHost, abc.ABC):
             await self.storage.start()
             if worker is None:
                 return
-            if self.config.delete_finished_tasks and not self._stop_requested():
-                n = await self.storage.delete_finished_tasks()
-                self.log.info("deleted %d finished task records", n)
-            if self.config.running_older_tasks and not self._stop_requested():
-                await self.requeue_orphans(worker)
+            await self._startup_maintenance(worker)
         except BaseException:
             if self._listening is not None and not self._listening.done():
                 self._listening.set_result(None)
             raise
         await self.listen(worker)
+
+    async def _startup_maintenance(self, worker: BaseWorker) -> None:
+        if self.config.delete_finished_tasks and not self._stop_requested():
+            n = await self.storage.delete_finished_tasks()
+            self.log.info("deleted %d finished task records", n)
+        if self.config.running_older_tasks and not self._stop_requested():
+            await self.requeue_orphans(worker)
 
     def _stop_requested(self) -> bool:
         return self._stopping is not None and self._stopping.is_set()
@@ -244,11 +254,18 @@ class BaseBroker(PluginHost, abc.ABC):
                 if not free:
                     break
                 try:
-                    batch = await self._claim(free, worker.worker_id)
+                    # Brokers sharing a worker (one per queue) claim one at a time, so together they
+                    # never hold more tasks than the worker has free slots.
+                    async with worker.claim_lock:
+                        free = worker.free_slots
+                        batch = await self._claim(free, worker.worker_id) if free else []
+                        if batch:
+                            await self._dispatch(batch, worker)
+                    if not free:
+                        continue
                     if not batch:
                         await self._race(self._wait(self.config.broker_poll_interval))
                         continue
-                    await self._dispatch(batch, worker)
                     delay = 0.1
                 except self.connection_errors as e:
                     self.log.warning("broker unreachable (%s); retrying in %.1fs", e, delay)
@@ -312,14 +329,15 @@ class BaseBroker(PluginHost, abc.ABC):
                 # Redelivered after its result was stored (the worker died before acking): done already.
                 finished.append(handle)
                 continue
-            self._inflight[msg.uuid] = handle
+            self._inflight.setdefault(msg.uuid, []).append(handle)
             if self.plugins:
                 kw: dict[str, Any] = {"task_name": msg.task_name, "uuid": msg.uuid, "priority": msg.priority,
                                       "args": msg.args,
                       "kw": msg.kwargs, "created_at": msg.created_at}
                 kw.update(await self._plugin_trigger("broker_add_worker", broker=self, worker=worker, **kw))
                 if str(kw["uuid"]) != msg.uuid:  # keep the lease findable under the new id
-                    self._inflight[str(kw["uuid"])] = self._inflight.pop(msg.uuid)
+                    self._take_handle(msg.uuid)
+                    self._inflight.setdefault(str(kw["uuid"]), []).append(handle)
                 await worker.add(kw["task_name"], kw["uuid"], kw["priority"], kw["created_at"], kw["args"],
                                  kw["kw"], extra=msg.extra)
                 continue
@@ -328,13 +346,13 @@ class BaseBroker(PluginHost, abc.ABC):
         if finished:
             await self._ack(finished)
 
-    async def remove_finished_task(self, task_broker: TaskPrioritySchema, model: dict[str, Any]) -> None:
+    async def remove_finished_task(self, task_broker: TaskPrioritySchema, model: dict[str, Any] | None) -> None:
         """Store a task's end state, then acknowledge it; returns once both are durable.
 
         Completions are batched: one storage write and one ack for everything
         that finished since the last flush.
         """
-        if self.plugins:
+        if self.plugins and model is not None:
             model = (await self._plugin_trigger("broker_remove_finished_task", broker=self, storage=self.storage,
                                                 model=model)).get("model", model)
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -344,7 +362,7 @@ class BaseBroker(PluginHost, abc.ABC):
         else:
             self._done_event.set()
         await fut
-        if self.storage.plugins:
+        if self.storage.plugins and model is not None:
             await self.storage._plugin_trigger("storage_remove_finished_task", storage=self.storage,
                                                task_broker=task_broker, model=model)
 
@@ -361,8 +379,9 @@ class BaseBroker(PluginHost, abc.ABC):
             return
         delay = 0.1
         deadline = None if give_up_after is None else time.monotonic() + give_up_after
-        results = [(u, m) for u, m, _ in batch]
-        handles = [self._inflight[u] for u, _, _ in batch if u in self._inflight]
+        # A None model (the task was re-queued under its own id) is acknowledged without a write.
+        results = [(u, m) for u, m, _ in batch if m is not None]
+        handles = [h for h in (self._peek_handle(u, i, batch) for i, (u, _, _) in enumerate(batch)) if h is not None]
         try:
             while True:
                 try:
@@ -370,7 +389,7 @@ class BaseBroker(PluginHost, abc.ABC):
                     if lost:
                         self.log.warning("%d leases had expired before the ack (tasks may run twice)", lost)
                     for u, _, _ in batch:
-                        self._inflight.pop(u, None)
+                        self._take_handle(u)
                     break
                 except self.connection_errors as e:
                     if deadline is not None and time.monotonic() > deadline:
@@ -388,6 +407,19 @@ class BaseBroker(PluginHost, abc.ABC):
             if not fut.done():
                 fut.set_result(None)
 
+    def _peek_handle(self, uuid: str, index: int, batch: list[tuple[str, Any, Any]]) -> Handle | None:
+        """The handle the ``index``-th entry of ``batch`` acknowledges: the oldest deliveries of a uuid go first."""
+        nth = sum(1 for u, _, _ in batch[:index] if u == uuid)
+        held = self._inflight.get(uuid, [])
+        return held[nth] if nth < len(held) else None
+
+    def _take_handle(self, uuid: str) -> None:
+        held = self._inflight.get(uuid)
+        if held:
+            held.pop(0)
+            if not held:
+                del self._inflight[uuid]
+
     async def _finish(self, results: list[tuple[str, dict[str, Any]]], handles: list[Handle]) -> int:
         """Store end states, then acknowledge; both idempotent, so a retry after an outage is safe."""
         await self.storage.save_results(results)
@@ -396,7 +428,7 @@ class BaseBroker(PluginHost, abc.ABC):
     async def _renew_loop(self) -> None:
         while True:
             await asyncio.sleep(self.config.lease_timeout / 3)
-            handles = list(self._inflight.values())
+            handles = [h for hs in self._inflight.values() for h in hs]
             if not handles:
                 continue
             try:
@@ -416,6 +448,11 @@ class BaseBroker(PluginHost, abc.ABC):
 
     async def stop(self) -> None:
         """Flush pending results, hand back tasks still held, stop storage."""
+        await self.stop_delivery()
+        await self.storage.stop()
+
+    async def stop_delivery(self) -> None:
+        """``stop`` without stopping the storage (brokers that share one storage stop it once)."""
         await self.stop_listening()
         for t in self._helpers:
             t.cancel()
@@ -426,7 +463,7 @@ class BaseBroker(PluginHost, abc.ABC):
         await self._flush_once(give_up_after=self.config.shutdown_timeout)
         await self._plugin_trigger("broker_stop", broker=self)
         if self._inflight:
-            handles = list(self._inflight.values())
+            handles = [h for hs in self._inflight.values() for h in hs]
             try:
                 await self._requeue(handles)
                 for u in self._inflight:
@@ -435,7 +472,6 @@ class BaseBroker(PluginHost, abc.ABC):
             except self.connection_errors as e:
                 self.log.warning("cannot hand back %d tasks (%s); their leases will expire", len(handles), e)
             self._inflight.clear()
-        await self.storage.stop()
 
     async def check_connection(self) -> None:
         """Raise one of ``connection_errors`` when the server cannot be reached."""

@@ -285,8 +285,8 @@ class KafkaBroker(BaseBroker):
         if ends:
             await consumer.commit(ends)
 
-    async def stop(self) -> None:
-        await super().stop()
+    async def stop_delivery(self) -> None:
+        await super().stop_delivery()
         for client in (self._consumer, self._producer):
             if client is not None:
                 await client.stop()

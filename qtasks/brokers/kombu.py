@@ -140,8 +140,8 @@ class KombuBroker(BaseBroker):
         """Close the kombu connection now; unacknowledged messages go back to the queue (AMQP)."""
         await self._call(self._session.close)
 
-    async def stop(self) -> None:
-        await super().stop()
+    async def stop_delivery(self) -> None:
+        await super().stop_delivery()
         await self.close_connection()
 
 

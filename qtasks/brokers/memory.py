@@ -33,13 +33,18 @@ def _uuid_of(payload: str) -> str | None:
 
 class MemoryBroker(BaseBroker):
     def __init__(self, name: str = "QueueTasks", url: str | None = None, storage: BaseStorage | None = None,
-                 log: Logger | None = None, config: QueueConfig | None = None, events: Any = None) -> None:
+                 log: Logger | None = None, config: QueueConfig | None = None, events: Any = None,
+                 queue_name: str = "task_queue") -> None:
         if storage is None:
             storage = MemoryStorage(name=name, url=url, log=log, config=config, events=events)
         super().__init__(storage=storage, name=name, log=log, config=config, events=events)
-        # The queue lives next to the records of the same memory:// space (a mixed-in storage has its own).
-        self.store: MemoryStore = (storage.store if isinstance(storage, MemoryStorage)
-                                   else MemoryStorage(name=self.name, url=url).store)
+        # The default queue lives next to the records of the same memory:// space; another named queue
+        # (or a mixed-in storage) gets a space of its own.
+        if isinstance(storage, MemoryStorage) and queue_name == "task_queue":
+            self.store: MemoryStore = storage.store
+        else:
+            suffix = "" if queue_name == "task_queue" else f":{queue_name}"
+            self.store = MemoryStorage(name=f"{self.name}{suffix}", url=url).store
         self._next_event = -1.0
 
     @property

@@ -18,7 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from qtasks.configs.config import QueueConfig
-from qtasks.exc import TaskArgumentsError, TaskCancelError, TaskNotRegisteredError
+from qtasks.exc import TaskArgumentsError, TaskCancelError, TaskNotRegisteredError, TaskRescheduled
 from qtasks.executors.base import BaseTaskExecutor, SyncTaskExecutor
 from qtasks.injection.scopes import ScopeStacks
 from qtasks.logs import Logger
@@ -57,6 +57,7 @@ class BaseWorker(PluginHost):
         self._running: dict[str, asyncio.Task[None]] = {}
         self._free = 0
         self._capacity: asyncio.Condition | None = None
+        self.claim_lock = asyncio.Lock()
         self.scopes = ScopeStacks()
         """Depends values of the worker/broker/storage/global_config scopes, closed when the worker stops."""
 
@@ -70,6 +71,7 @@ class BaseWorker(PluginHost):
         limit = max(1, int(self.config.max_tasks_process))
         self._free = limit
         self._capacity = asyncio.Condition()
+        self.claim_lock = asyncio.Lock()
         self.thread_pool = ThreadPoolExecutor(max_workers=limit, thread_name_prefix=f"qtasks-{self.name}")
         await self._plugin_trigger("worker_start", worker=self)
         if self.events is not None:
@@ -153,6 +155,11 @@ class BaseWorker(PluginHost):
             await self._release(key)
             raise
         try:
+            if model is None:  # re-queued under its own id: only this delivery is acknowledged
+                if self.broker is not None:
+                    await self.broker.remove_finished_task(tb, None)
+                self.log.info("task %s[%s] re-queued in %.1fms", tb.name, key, (time.perf_counter() - started) * 1000)
+                return
             if self.plugins:
                 # Fields a plugin added before the run are stored with the end state.
                 model = {**{k: v for k, v in before.items() if k not in ("status", "worker_id")}, **model}
@@ -170,8 +177,8 @@ class BaseWorker(PluginHost):
         level = self.log.info if status in ("success", "retry") else self.log.warning
         level("task %s[%s] %s in %.1fms", tb.name, key, status, ms)
 
-    async def _run(self, tb: TaskPrioritySchema) -> dict[str, Any]:
-        """Execute and return the fields of the end state to store."""
+    async def _run(self, tb: TaskPrioritySchema) -> dict[str, Any] | None:
+        """Execute and return the fields of the end state to store (None: the task re-queued itself)."""
         task_func = self._tasks.get(tb.name)
         now = time.time
         if task_func is None:
@@ -197,6 +204,8 @@ class BaseWorker(PluginHost):
         try:
             returning = await executor.execute()
             model = {"status": "success", "returning": returning, "updated_at": repr(now())}
+        except TaskRescheduled:
+            return None
         except TaskCancelError as e:
             reason = str(e) or f"{tb.name}.cancel"
             model = {"status": "cancel", "cancel_reason": reason, "updated_at": repr(now())}
