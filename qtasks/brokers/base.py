@@ -73,6 +73,7 @@ class BaseBroker(PluginHost, abc.ABC):
         self._done_event: asyncio.Event | None = None
         self._stopping: asyncio.Event | None = None
         self._helpers: list[asyncio.Task[None]] = []
+        self._lease_lock: asyncio.Lock | None = None
         self._listening: asyncio.Future[None] | None = None
         self.is_listening = False
 
@@ -243,6 +244,7 @@ class BaseBroker(PluginHost, abc.ABC):
             self.prepare_listen()
         assert self._stopping is not None and self._listening is not None
         self._done_event = asyncio.Event()
+        self._lease_lock = asyncio.Lock()
         self._helpers = [asyncio.create_task(self._renew_loop(), name="qtasks-lease-renewal"),
                          asyncio.create_task(self._flush_loop(), name="qtasks-result-flush")]
         delay = 0.1
@@ -385,7 +387,9 @@ class BaseBroker(PluginHost, abc.ABC):
         try:
             while True:
                 try:
-                    lost = await self._finish(results, handles)
+                    # Not while a renewal is in flight: it would count these just-acknowledged leases as lost.
+                    async with self._lease_lock or contextlib.nullcontext():
+                        lost = await self._finish(results, handles)
                     if lost:
                         self.log.warning("%d leases had expired before the ack (tasks may run twice)", lost)
                     for u, _, _ in batch:
@@ -428,15 +432,20 @@ class BaseBroker(PluginHost, abc.ABC):
     async def _renew_loop(self) -> None:
         while True:
             await asyncio.sleep(self.config.lease_timeout / 3)
-            handles = [h for hs in self._inflight.values() for h in hs]
-            if not handles:
+            if self._lease_lock is None:
                 continue
-            try:
-                lost = await self._renew(handles)
-                if lost:
-                    self.log.warning("%d running tasks lost their lease and may be delivered again", lost)
-            except self.connection_errors as e:
-                self.log.warning("cannot renew leases (%s)", e)
+            async with self._lease_lock:
+                # Read under the lock: a flush that just acknowledged some handles has removed them.
+                handles = [h for hs in self._inflight.values() for h in hs]
+                if not handles:
+                    continue
+                try:
+                    lost = await self._renew(handles)
+                except self.connection_errors as e:
+                    self.log.warning("cannot renew leases (%s)", e)
+                    continue
+            if lost:
+                self.log.warning("%d running tasks lost their lease and may be delivered again", lost)
 
     async def stop_listening(self) -> None:
         """Stop claiming new tasks; running ones continue."""

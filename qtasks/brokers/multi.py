@@ -91,21 +91,6 @@ class MultiQueueBroker(BaseBroker):
         for b in self._consumed():
             b.prepare_listen()
 
-    async def start(self, worker: BaseWorker | None = None) -> None:
-        if worker is not None and self._stopping is None:
-            self.prepare_listen()
-        try:
-            await self._plugin_trigger("broker_start", broker=self, worker=worker)
-            await self.storage.start()
-            if worker is None:
-                return
-            await self._startup_maintenance(worker)
-        except BaseException:
-            if self._listening is not None and not self._listening.done():
-                self._listening.set_result(None)
-            raise
-        await self.listen(worker)
-
     async def listen(self, worker: BaseWorker) -> None:
         await self._plugin_trigger("broker_listen_start", broker=self, worker=worker)
         try:

@@ -8,6 +8,8 @@ a backend implements the primitives marked abstract.
 from __future__ import annotations
 
 import abc
+import asyncio
+import contextlib
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
@@ -19,6 +21,39 @@ from qtasks.logs import Logger
 from qtasks.plugins.host import PluginHost
 from qtasks.schemas.counts import StatusCounts
 from qtasks.schemas.task import Task
+
+WAKE_STATUSES = frozenset({"success", "error", "cancel", "retry"})
+"""Statuses that end a wait for a task's change: the final ones, and ``retry`` (its child carries on)."""
+
+
+async def wait_until_woken(read: Callable[[], Awaitable[Task | None]], ev: asyncio.Event, deadline: float,
+                           recheck: float | None = None, *, read_first: bool = True,
+                           from_event: Callable[[], Task | None] | None = None) -> Task | None:
+    """The one wait loop of every storage: read the task, sleep until ``ev`` (set on any completion
+    notification) or ``recheck`` seconds, read again; until it reaches a WAKE status, vanishes (None)
+    or ``deadline`` (loop time) passes. The caller arms ``ev`` *before* the task can finish.
+
+    ``from_event`` lets a backend whose notification carries the record skip the re-read.
+    ``read_first=False`` skips the first read (the task was just queued by this caller).
+    """
+    loop = asyncio.get_running_loop()
+    read_now = read_first
+    while True:
+        if read_now:
+            ev.clear()
+            task = await read()
+            if task is None or task.status in WAKE_STATUSES:
+                return task
+        read_now = True
+        remaining = deadline - loop.time()
+        if remaining <= 0:
+            return None
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(ev.wait(), remaining if recheck is None else min(remaining, recheck))
+        if from_event is not None and ev.is_set():
+            task = from_event()
+            if task is not None and task.status in WAKE_STATUSES:
+                return task
 
 
 class BaseStorage(PluginHost, abc.ABC):

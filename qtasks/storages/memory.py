@@ -9,15 +9,12 @@ from typing import Any
 from uuid import UUID
 
 from qtasks._memory import MemoryStore, store_for
-from qtasks._notify import wait_event
 from qtasks.configs.base import BaseGlobalConfig
 from qtasks.configs.config import QueueConfig
 from qtasks.configs.memory import MemoryGlobalConfig
 from qtasks.logs import Logger
 from qtasks.schemas.task import Task
-from qtasks.storages.base import BaseStorage
-
-WAKE_STATUSES = ("success", "error", "cancel", "retry")
+from qtasks.storages.base import BaseStorage, wait_until_woken
 
 
 def _strs(mapping: dict[str, Any]) -> dict[str, str]:
@@ -76,13 +73,7 @@ class MemoryStorage(BaseStorage):
         with self.store.records_changed.subscribe() as ev:
             if started is not None:
                 await started()
-            while True:
-                ev.clear()
-                task = await self.get(uuid)
-                if task is None or task.status in WAKE_STATUSES:
-                    return task
-                if not await wait_event(ev, deadline - loop.time()):
-                    return None
+            return await wait_until_woken(lambda: self.get(uuid), ev, deadline)
 
     async def iter_records(self) -> Iterable[tuple[str, dict[str, str]]]:
         with self.store.lock:

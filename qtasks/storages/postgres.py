@@ -26,7 +26,7 @@ from qtasks.configs.config import QueueConfig
 from qtasks.configs.postgres import PostgresGlobalConfig
 from qtasks.logs import Logger
 from qtasks.schemas.task import Task
-from qtasks.storages.base import BaseStorage
+from qtasks.storages.base import BaseStorage, wait_until_woken
 
 Conn = psycopg.AsyncConnection[Any]
 
@@ -43,7 +43,6 @@ def _q(col: str) -> str:
 
 _SELECT = "SELECT uuid, " + ", ".join(map(_q, _COLS)) + ", extra FROM qtasks_tasks"
 _LIVE = "(expires_at IS NULL OR expires_at > now())"
-WAKE_STATUSES = {"success", "error", "cancel", "retry"}
 
 
 def _text(v: Any) -> str:
@@ -201,20 +200,7 @@ class PostgresStorage(BaseStorage):
                 await started()
             # The periodic re-read covers a notification lost while the listener reconnected.
             interval = max(0.01, float(self.config.result_time_interval))
-            first = True
-            while True:
-                ev.clear()
-                task = await self.get(uuid)
-                if task is not None and task.status in WAKE_STATUSES:
-                    return task
-                if task is None and first:
-                    return None  # no such task: nothing will ever finish
-                first = False
-                remaining = deadline - loop.time()
-                if remaining <= 0:
-                    return None
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(ev.wait(), min(remaining, interval))
+            return await wait_until_woken(lambda: self.get(uuid), ev, deadline, interval)
         finally:
             listener.unwatch(self.done_channel, ev)
 

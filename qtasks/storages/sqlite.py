@@ -17,7 +17,6 @@ from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 from uuid import UUID
 
-from qtasks._notify import wait_event
 from qtasks._sqlite import SQLiteDB, db_for
 from qtasks.configs.base import BaseGlobalConfig
 from qtasks.configs.config import QueueConfig
@@ -25,9 +24,8 @@ from qtasks.configs.sqlite import SQLiteGlobalConfig
 from qtasks.logs import Logger
 from qtasks.schemas.counts import StatusCounts
 from qtasks.schemas.task import KNOWN_FIELDS, Task
-from qtasks.storages.base import BaseStorage
+from qtasks.storages.base import BaseStorage, wait_until_woken
 
-WAKE_STATUSES = ("success", "error", "cancel", "retry")
 FINAL = ("success", "error", "cancel")
 _COLS = ", ".join(f'"{c}"' for c in KNOWN_FIELDS)
 _LIVE = "(expires_at IS NULL OR expires_at > ?)"
@@ -140,16 +138,8 @@ class SQLiteStorage(BaseStorage):
         with (await self.db.watch()).subscribe() as ev:
             if started is not None:
                 await started()
-            while True:
-                ev.clear()
-                task = await self.get(uuid)
-                if task is None or task.status in WAKE_STATUSES:
-                    return task
-                remaining = deadline - loop.time()
-                if remaining <= 0:
-                    return None
-                # Capped: a change between our read and the poller's previous look is seen next round.
-                await wait_event(ev, min(remaining, 1.0))
+            # Capped: a change between our read and the poller's previous look is seen next round.
+            return await wait_until_woken(lambda: self.get(uuid), ev, deadline, 1.0)
 
     async def iter_records(self) -> Iterable[tuple[str, dict[str, str]]]:
         def q(c: sqlite3.Connection) -> list[tuple[str, dict[str, str]]]:

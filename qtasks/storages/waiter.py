@@ -10,11 +10,11 @@ from typing import TYPE_CHECKING, Any
 
 from qtasks._redis import CONNECTION_ERRORS, RedisConnector
 from qtasks.schemas.task import Task
+from qtasks.storages.base import wait_until_woken
 
 if TYPE_CHECKING:
     from qtasks.storages.redis import RedisStorage
 
-WAKE_STATUSES = {"success", "error", "cancel", "retry"}
 
 
 class _Wait(asyncio.Event):
@@ -109,26 +109,10 @@ class ResultWaiter:
             except asyncio.TimeoutError:
                 pass  # no confirmation in time: fall back to re-checking below
             interval = max(0.01, float(storage.config.result_time_interval))
-            first = True
-            while True:
-                # Just enqueued by ``started``: nothing to read until the completion message comes.
-                if not (first and started is not None):
-                    ev.clear()
-                    task = await storage.get(uuid)
-                    if task is not None and task.status in WAKE_STATUSES:
-                        return task
-                    if task is None and first:
-                        return None  # no such task: nothing will ever finish
-                first = False
-                remaining = deadline - loop.time()
-                if remaining <= 0:
-                    return None
-                with contextlib.suppress(asyncio.TimeoutError):
-                    await asyncio.wait_for(ev.wait(), min(remaining, interval))
-                if ev.is_set() and ev.data:
-                    task = _from_message(uuid, ev.data)
-                    if task is not None and task.status in WAKE_STATUSES:
-                        return task
+            # Just enqueued by ``started``: nothing to read until the completion message comes.
+            return await wait_until_woken(lambda: storage.get(uuid), ev, deadline, interval,
+                                          read_first=started is None,
+                                          from_event=lambda: _from_message(uuid, ev.data) if ev.data else None)
         finally:
             evs = self._events.get(channel, [])
             if ev in evs:
