@@ -3,6 +3,7 @@
     qtasks -A module:app run [--worker-id ID] [--num-workers N] [-c N] [--loglevel LEVEL]
     qtasks -A module:app stats [--stats-app module:stats] inspect app|task NAME|tasks [NAMES...] [json=true]
     qtasks -A module:app stats [--stats-app module:stats] live [json=true]
+    qtasks compat -A proj worker|beat|call|purge|result|inspect ...  (Celery's command line: qtasks_compat.cli)
 
 ``-A``/``--app``/``-app`` may come before or after the sub-command. The CLI,
 not the library, configures logging.
@@ -45,6 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
     from qtasks.stats.command import add_parser as add_stats_parser
 
     add_stats_parser(sub, _app_option)
+    # Parsed by qtasks_compat.cli (Celery's command line); listed here for --help only.
+    sub.add_parser("compat", help="Celery's command line: qtasks compat -A proj worker|beat|call|purge|result|inspect")
     return parser
 
 
@@ -122,6 +125,11 @@ def _exit_now(code: int) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["compat"]:
+        from qtasks_compat.cli import compat_main
+
+        return compat_main(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:

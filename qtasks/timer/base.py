@@ -15,6 +15,7 @@ import asyncio
 import hashlib
 import signal
 import threading
+from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -143,6 +144,15 @@ class BaseTimer:
         self.tasks[task_name] = trigger
         return job
 
+    def add_call(self, func: Callable[[], Awaitable[Any]], trigger: BaseTrigger, *, name: str, key: str) -> Job:
+        """Await ``func()`` at every fire of ``trigger`` instead of queuing a task (leader only, once per fire).
+
+        ``key`` must describe the call identically in every timer process: it names the fires.
+        """
+        if not isinstance(trigger, BaseTrigger):
+            raise TypeError(f"trigger must be an APScheduler 3 trigger, got {type(trigger).__name__}")
+        return self.scheduler.add_job(func, trigger, id=self._job_id(key, trigger), name=name)
+
     def _job_id(self, spec: str, trigger: BaseTrigger) -> str:
         """The same in every process that schedules the same calls in the same order (it names fires)."""
         base = hashlib.sha1(f"{spec}|{trigger}".encode()).hexdigest()[:16]
@@ -177,7 +187,8 @@ class BaseTimer:
             self.log.error("timer could not queue %s (scheduled %s): %s: %s", job.name, run_time,
                            type(e).__name__, e)
             return
-        self.log.info("timer queued %s as %s (scheduled %s)", job.name, getattr(task, "uuid", None), run_time)
+        self.log.info("timer queued %s as %s (scheduled %s)", job.name,
+                      getattr(task, "uuid", None) or getattr(task, "id", None), run_time)
 
     # ------------------------------------------------------------------ running
     async def _start(self) -> None:
