@@ -337,11 +337,20 @@ def nodename(hostname: str | None) -> str:
 
 
 def _setup_logging(level: str, logfile: str | None) -> None:
+    from qtasks_compat import signals
+
+    numeric = logging.getLevelName(level.upper()) if isinstance(level, str) else level
+    # As in Celery: a setup_logging receiver (Django projects call dictConfig there) owns the configuration.
+    if signals.setup_logging.send(sender=None, loglevel=numeric, logfile=logfile, format=LOG_FORMAT,
+                                  colorize=False):
+        return
     handler: logging.Handler = logging.FileHandler(logfile) if logfile else logging.StreamHandler()
     handler.setFormatter(logging.Formatter(LOG_FORMAT))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    signals.after_setup_logger.send(sender=None, logger=root, loglevel=numeric, logfile=logfile, format=LOG_FORMAT,
+                                    colorize=False)
 
 
 @contextlib.contextmanager

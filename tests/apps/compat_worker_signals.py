@@ -6,7 +6,7 @@ Run by ``celery -A tests.apps.compat_worker_signals worker`` and, unchanged, by 
 import os
 
 from celery import Celery
-from celery.signals import worker_process_init, worker_ready, worker_shutdown
+from celery.signals import setup_logging, worker_process_init, worker_ready, worker_shutdown
 
 app = Celery(os.environ["SIGNALS_APP"], broker=os.environ["SIGNALS_BROKER"], backend=os.environ["SIGNALS_BROKER"])
 app.conf.task_default_queue = os.environ["SIGNALS_APP"]
@@ -17,6 +17,14 @@ app.conf.broker_transport_options = app.conf.result_backend_transport_options = 
 def _mark(name):
     with open(os.environ["SIGNALS_FILE"], "a") as f:
         f.write(name + "\n")
+
+
+@setup_logging.connect
+def logging_setup(loglevel=None, **kw):
+    import logging
+
+    logging.basicConfig(level=loglevel)  # this receiver owns the logging configuration
+    _mark("setup_logging")
 
 
 @worker_ready.connect

@@ -113,6 +113,7 @@ def test_worker_signals_in_real_worker_processes(program: str, redis_url: str, a
         read = lambda: marks.read_text().split() if marks.exists() else []  # noqa: E731
         assert wait_until(lambda: "worker_ready" in read(), 60), (tmp_path / "worker.log").read_text()
         assert "worker_process_init" in read() and "worker_shutdown" not in read()
+        assert read().count("setup_logging") >= 1
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(60) == 0, (tmp_path / "worker.log").read_text()
         assert read().count("worker_shutdown") == 1
