@@ -144,6 +144,12 @@ class Celery:
         self._conf = Settings(settings, namespace=namespace, auto_keys=auto, on_configure=self._configured)
         if config_source is not None:
             self._conf.config_from_object(config_source, silent=config_source_silent)
+        # Celery's Django fixup (DJANGO_SETTINGS_MODULE set): django.setup() before task modules, DjangoTask.
+        from qtasks_compat.contrib.django.fixup import fixup as django_fixup
+        from qtasks_compat.contrib.django.fixup import wanted
+        self._django_fixup = django_fixup(self) if wanted(fixups) else None
+        if task_cls is None and self._django_fixup is not None:
+            task_cls = self._django_fixup.task_cls
         if isinstance(task_cls, str):
             task_cls = _import_symbol(task_cls)
         base = task_cls or TaskBase
@@ -307,14 +313,11 @@ class Celery:
     def _run_autodiscover(self) -> None:
         pending, self._pending_autodiscover = self._pending_autodiscover, []
         for packages, related_name in pending:
-            if callable(packages):
+            if not packages:  # Celery asks its fixups: Django's installed apps, else nothing
+                fix = self._django_fixup
+                packages = fix.autodiscover_tasks() if fix is not None else []
+            elif callable(packages):
                 packages = packages()
-            if packages is None:
-                try:
-                    from django.conf import settings as dj
-                    packages = list(dj.INSTALLED_APPS)
-                except ImportError:
-                    packages = []
             for pkg in packages:
                 try:
                     importlib.import_module(f"{pkg}.{related_name}")
@@ -323,7 +326,9 @@ class Celery:
                         raise
 
     def import_default_modules(self) -> None:
+        from qtasks_compat import signals
         from qtasks_compat.config import task_modules
+        signals.import_modules.send(sender=self)  # as Celery: the Django fixup runs django.setup() here
         for module in task_modules(self.conf):
             importlib.import_module(module)
 

@@ -429,6 +429,12 @@ class SharedTask:
     def _resolve(self) -> Task:
         return get_current_app()._task_from_fun(self._fun, **self._options)
 
+    @property  # type: ignore[misc]
+    def __class__(self) -> type:
+        # isinstance(shared, Task) / isinstance(shared, DjangoTask) answer for the resolved task, as with
+        # Celery's Proxy.
+        return type(self._resolve())
+
     def __getattr__(self, attr: str) -> Any:
         if attr.startswith("__"):
             raise AttributeError(attr)
