@@ -32,6 +32,7 @@ BROKERS: dict[str, tuple[str, str, str | None]] = {
     "sqs": ("qtasks.brokers.kombu", "KombuBroker", "sqs"),
     "filesystem": ("qtasks.brokers.kombu", "KombuBroker", "amqp"),
     "kombu": ("qtasks.brokers.kombu", "KombuBroker", "amqp"),
+    "celery": ("qtasks.brokers.celery_protocol", "CeleryProtocolBroker", "amqp"),  # celery+redis://, celery+amqp://
     "kafka": ("qtasks.brokers.kafka", "KafkaBroker", "kafka"),
 }
 
@@ -43,6 +44,8 @@ STORAGES: dict[str, tuple[str, str, str | None]] = {
     "memory": ("qtasks.storages.memory", "MemoryStorage", None),
     "postgresql": ("qtasks.storages.postgres", "PostgresStorage", "postgres"),
     "postgres": ("qtasks.storages.postgres", "PostgresStorage", "postgres"),
+    # celery+redis://...: results in Celery's Redis result-backend format (qtasks/storages/celery_backend.py)
+    "celery": ("qtasks.storages.celery_backend", "CeleryRedisStorage", None),
 }
 
 

@@ -4,6 +4,7 @@
     qtasks -A module:app stats [--stats-app module:stats] inspect app|task NAME|tasks [NAMES...] [json=true]
     qtasks -A module:app stats [--stats-app module:stats] live [json=true]
     qtasks compat -A proj worker|beat|call|purge|result|inspect ...  (Celery's command line: qtasks_compat.cli)
+    qtasks migrate check|apply PATH ...  (Celery code base checker and codemod: qtasks_compat.migrate)
 
 ``-A``/``--app``/``-app`` may come before or after the sub-command. The CLI,
 not the library, configures logging.
@@ -48,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_stats_parser(sub, _app_option)
     # Parsed by qtasks_compat.cli (Celery's command line); listed here for --help only.
     sub.add_parser("compat", help="Celery's command line: qtasks compat -A proj worker|beat|call|purge|result|inspect")
+    sub.add_parser("migrate", help="assess / migrate a Celery code base: qtasks migrate check|apply PATH")
     return parser
 
 
@@ -130,6 +132,10 @@ def main(argv: list[str] | None = None) -> int:
         from qtasks_compat.cli import compat_main
 
         return compat_main(argv[1:])
+    if argv[:1] == ["migrate"]:
+        from qtasks_compat.migrate.cli import main as migrate_main
+
+        return migrate_main(argv[1:], prog="qtasks migrate")
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:

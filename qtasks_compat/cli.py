@@ -312,14 +312,20 @@ def _flatten(values: list[list[str]] | None) -> list[str]:
     return out
 
 
-def _warn_not_honoured(args: argparse.Namespace, prog: str) -> None:
+def not_honoured(args: argparse.Namespace) -> list[tuple[str, str]]:
+    """``(--option, reason)`` for each option given in ``args`` that qtasks accepts but cannot honour."""
     given = []
     for dest, reason in NOT_HONOURED.items():
         value = getattr(args, dest, None)
         if value in (None, False) or (dest == "optimization" and value == "fair") or (
                 dest == "prefetch_multiplier" and value == 1) or (dest == "serializer" and value == "json"):
             continue
-        given.append(f"--{dest.replace('_', '-')} ({reason})")
+        given.append((f"--{dest.replace('_', '-')}", reason))
+    return given
+
+
+def _warn_not_honoured(args: argparse.Namespace, prog: str) -> None:
+    given = [f"{opt} ({reason})" for opt, reason in not_honoured(args)]
     if given:
         print(f"[{prog}] warning: ignoring options qtasks does not support: {'; '.join(given)}. See {GUIDE}.",
               file=sys.stderr)

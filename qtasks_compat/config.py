@@ -435,6 +435,9 @@ _EXPLICIT: dict[str, Treatment] = {
     "result_chord_retry_interval": _m("longest pause between `celery.chord_unlock` polls (canvas.md)"),
     "result_expires": _m("-> `QueueConfig.result_ttl` (seconds; None or 0 keeps results forever)"),
     "result_extended": _c("records always keep the task name, args and kwargs", True, False),
+    "result_backend_transport_options": _m("`global_keyprefix` is used with `qtasks_celery_results=True` "
+                                           "(Celery-format results, side_by_side.md); other keys are ignored"),
+    "result_failure_expires": _m("with `qtasks_celery_results=True`: how long FAILURE results are kept"),
     "result_serializer": _m("checked: " + _JSON_NOTE),
     "task_acks_late": _m("default of `Task.acks_late`"),
     "task_acks_on_failure_or_timeout": _c("a failed or timed-out task is acknowledged (stored as FAILURE)", True),
@@ -446,6 +449,8 @@ _EXPLICIT: dict[str, Treatment] = {
     "task_create_missing_queues": _c("queues are created on first use", True),
     "task_default_queue": _m("the default queue name (qtasks `MultiQueueBroker.default_queue`)"),
     "task_default_rate_limit": _m("default of `Task.rate_limit` (per worker)"),
+    "task_queue_max_priority": _m("with `qtasks_celery_protocol=True`: the `x-max-priority` the Celery queues "
+                                  "are declared with (AMQP); ignored otherwise"),
     "task_default_priority": _m("-> `QueueConfig.task_default_priority`"),
     "task_eager_propagates": _m("-> `QueueConfig.eager_propagates`; eager failures re-raise"),
     "task_ignore_result": _m("default of `Task.ignore_result`"),
@@ -593,9 +598,16 @@ def qtasks_options(conf: Settings) -> QtasksOptions:
             raise ImproperlyConfigured(f"broker_transport_options['visibility_timeout'] must be seconds > 0, "
                                        f"got {vt!r}")
         cfg["lease_timeout"] = float(vt)
+    broker_url = conf.broker_url or "redis://localhost:6379/0"
+    if conf.get("qtasks_celery_protocol") and not broker_url.startswith("celery+"):
+        broker_url = f"celery+{broker_url}"  # Celery's wire protocol (side by side with Celery workers)
+    if broker_url.startswith("celery+") and conf.get("task_queue_max_priority") is not None:
+        # Declared like Celery's queues (RabbitMQ refuses a second declaration with another x-max-priority).
+        sep = "&" if "?" in broker_url else "?"
+        broker_url = f"{broker_url}{sep}max_priority={int(conf['task_queue_max_priority'])}"
     return QtasksOptions(
-        broker_url=conf.broker_url or "redis://localhost:6379/0",
-        storage_url=qtasks_storage_url(conf.result_backend),
+        broker_url=broker_url,
+        storage_url=celery_results_url(conf, qtasks_storage_url(conf.result_backend)),
         default_queue=conf.get("task_default_queue") or "celery",
         worker_queues=worker_queues(conf),
         modules=task_modules(conf),
@@ -651,6 +663,22 @@ def qtasks_storage_url(result_backend: str | None) -> str | None:
         return "memory://"
     raise ImproperlyConfigured(f"result_backend {result_backend!r}: qtasks_compat stores results in a qtasks "
                                f"storage (redis://, db+postgresql://, db+sqlite://); see {DOC}")
+
+
+def celery_results_url(conf: Settings, storage_url: str | None) -> str | None:
+    """With ``qtasks_celery_results=True`` a Redis ``result_backend`` is read and written in Celery's own
+    format (``celery-task-meta-<id>``), so unchanged Celery clients and workers share the results."""
+    if not conf.get("qtasks_celery_results") or storage_url is None:
+        return storage_url
+    from qtasks.storages.celery_backend import celery_storage_url
+
+    failure = conf.get("result_failure_expires")
+    try:
+        return celery_storage_url(storage_url, (conf.get("result_backend_transport_options") or {}).get(
+            "global_keyprefix"), result_extended=bool(conf.get("result_extended")),
+            failure_ttl=None if failure is None else result_ttl(failure))
+    except ValueError as e:
+        raise ImproperlyConfigured(f"qtasks_celery_results: {e} (see {DOC})") from None
 
 
 def task_modules(conf: Settings) -> list[str]:

@@ -209,7 +209,24 @@ async def revoke_records(core: BaseQueueTasks, ids: Sequence[str]) -> list[str]:
     if marked:
         fields = _revoked_fields()
         await storage.save_results([(i, fields) for i in marked])
+    await _broadcast_revoke(core, [str(i) for i in ids])
     return marked
+
+
+async def _broadcast_revoke(core: BaseQueueTasks, ids: list[str]) -> None:
+    """In Celery's protocol (``qtasks_celery_protocol``) also send Celery's revoke broadcast: a Celery worker
+    holding the message (an eta task) or receiving it later reads no record, only its revoked set."""
+    import sys
+
+    from qtasks.brokers.multi import MultiQueueBroker
+
+    # Loaded already whenever such a broker exists (and kombu may not be installed otherwise).
+    module = sys.modules.get("qtasks.brokers.celery_protocol")
+    broker = core.broker
+    if isinstance(broker, MultiQueueBroker):
+        broker = broker.for_queue(None)
+    if module is not None and isinstance(broker, module.CeleryProtocolBroker) and ids:
+        await broker.broadcast_revoke(ids)
 
 
 async def _wait_step(core: BaseQueueTasks, task_id: str, timeout: float, poll: float) -> Record | None:

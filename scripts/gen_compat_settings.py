@@ -133,7 +133,6 @@ app.config_from_object({"CELERYD_CONCURRENCY": 4})  # or "proj.celeryconfig", "p
 assert app.conf.worker_concurrency == app.conf["CELERYD_CONCURRENCY"] == 4   # new and old names: one setting
 assert app.conf.task_acks_late is True and app.conf.BROKER_URL == "redis://localhost:6379/0"
 ```
-```
 
 - Attribute and item access, `get`, `setdefault`, `update(mapping, **kw)`, `in`, iteration and `keys()`,
   `table(with_defaults=False, censored=True)` and `humanize()` behave as in Celery.

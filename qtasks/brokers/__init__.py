@@ -8,7 +8,9 @@ _LAZY: dict[str, tuple[str, str]] = {
     name: ("qtasks.brokers.kombu", "amqp")
     for name in ("KombuBroker", "SyncKombuBroker", "AsyncKombuBroker",
                  "RabbitMQBroker", "SyncRabbitMQBroker", "AsyncRabbitMQBroker")
-} | {name: ("qtasks.brokers.kafka", "kafka") for name in ("KafkaBroker", "SyncKafkaBroker", "AsyncKafkaBroker")}
+} | {name: ("qtasks.brokers.kafka", "kafka") for name in ("KafkaBroker", "SyncKafkaBroker", "AsyncKafkaBroker")} | {
+    name: ("qtasks.brokers.celery_protocol", "amqp")
+    for name in ("CeleryProtocolBroker", "SyncCeleryProtocolBroker", "AsyncCeleryProtocolBroker")}
 
 
 def __getattr__(name: str) -> object:

@@ -40,7 +40,9 @@ from __future__ import annotations
 import math
 import os
 import tempfile
+import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -210,9 +212,16 @@ class _Session:
         self._send(body.encode("utf-8"), routing, level, headers or {})
 
     def _send(self, body: bytes, routing: str, level: int, headers: dict[str, Any], **properties: Any) -> None:
-        Producer(self.connect()).publish(body, exchange="", routing_key=routing, content_type="application/json",
-                                         content_encoding="utf-8", delivery_mode=2, priority=level,
-                                         headers=headers, retry=False, **properties)
+        def send() -> None:
+            Producer(self.connect()).publish(body, exchange="", routing_key=routing,
+                                             content_type="application/json", content_encoding="utf-8",
+                                             delivery_mode=2, priority=level, headers=headers, retry=False,
+                                             **properties)
+
+        if self.driver == "filesystem":
+            _one_per_millisecond(send)
+        else:
+            send()
 
     def _publish_held(self, body: bytes, headers: dict[str, Any], delay: float) -> None:
         """Into the holding queue; SQS keeps it invisible for the whole seconds of ``delay`` (up to 900)."""
@@ -426,3 +435,22 @@ def _due_of(msg: KombuMessage) -> tuple[float, int]:
 
 def _text(body: Any) -> str:
     return body.decode("utf-8", "replace") if isinstance(body, bytes) else str(body)
+
+
+_FS_LOCK = threading.Lock()
+_fs_last_ms = 0
+
+
+def _one_per_millisecond(send: Callable[[], None]) -> None:
+    """Run ``send`` in a later millisecond than the previous one of this process.
+
+    kombu's filesystem transport names a message file by the millisecond and then a random uuid, so two
+    messages of one millisecond come back in random order; one per millisecond keeps FIFO among equals.
+    """
+    global _fs_last_ms
+    with _FS_LOCK:
+        while round(time.monotonic() * 1000) <= _fs_last_ms:
+            time.sleep(0.0002)
+        send()
+        _fs_last_ms = round(time.monotonic() * 1000)
+

@@ -132,11 +132,7 @@ class RedisStorage(BaseStorage):
 
     async def wait_for_change(self, uuid: str, timeout: float,
                               started: Callable[[], Awaitable[Any]] | None = None) -> Task | None:
-        st = self.connector.state()
-        waiter = st.get("waiter")
-        if waiter is None:
-            waiter = st["waiter"] = ResultWaiter(self.connector)
-        return await waiter.wait(self, str(uuid), timeout, started)
+        return await ResultWaiter.of(self.connector).wait(self, str(uuid), timeout, started)
 
     async def iter_records(self) -> Iterable[tuple[str, dict[str, str]]]:
         client = self.connector.client()

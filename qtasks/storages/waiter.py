@@ -6,14 +6,25 @@ import asyncio
 import contextlib
 import json
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from qtasks._redis import CONNECTION_ERRORS, RedisConnector
 from qtasks.schemas.task import Task
 from qtasks.storages.base import wait_until_woken
 
 if TYPE_CHECKING:
-    from qtasks.storages.redis import RedisStorage
+    from qtasks.configs.config import QueueConfig
+
+
+class WaitableStorage(Protocol):
+    """What a wait needs of a storage; ``task_from_message(uuid, data)`` (optional) decodes what it
+    publishes when that is not a qtasks record (None: read the record instead)."""
+
+    config: QueueConfig
+
+    def done_channel(self, uuid: str) -> str: ...
+
+    async def get(self, uuid: str) -> Task | None: ...
 
 
 
@@ -32,6 +43,17 @@ def _from_message(uuid: str, data: str) -> Task | None:
 
 
 class ResultWaiter:
+    """One pub/sub subscription per connector and loop, shared by every wait on it."""
+
+    @classmethod
+    def of(cls, connector: RedisConnector) -> ResultWaiter:
+        """The waiter shared by every storage on ``connector`` in this event loop."""
+        st = connector.state()
+        waiter = st.get("waiter")
+        if waiter is None:
+            waiter = st["waiter"] = cls(connector)
+        return waiter
+
     def __init__(self, connector: RedisConnector) -> None:
         self.connector = connector
         self._pubsub: Any = None
@@ -89,11 +111,12 @@ class ResultWaiter:
                     w.data = msg.get("data")
                     w.set()
 
-    async def wait(self, storage: RedisStorage, uuid: str, timeout: float,
+    async def wait(self, storage: WaitableStorage, uuid: str, timeout: float,
                    started: Callable[[], Awaitable[Any]] | None = None) -> Task | None:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + max(0.0, timeout)
         channel = storage.done_channel(uuid)
+        decode = getattr(storage, "task_from_message", _from_message)
         ev = _Wait()
         self._events.setdefault(channel, []).append(ev)
         try:
@@ -112,7 +135,7 @@ class ResultWaiter:
             # Just enqueued by ``started``: nothing to read until the completion message comes.
             return await wait_until_woken(lambda: storage.get(uuid), ev, deadline, interval,
                                           read_first=started is None,
-                                          from_event=lambda: _from_message(uuid, ev.data) if ev.data else None)
+                                          from_event=lambda: decode(uuid, ev.data) if ev.data else None)
         finally:
             evs = self._events.get(channel, [])
             if ev in evs:

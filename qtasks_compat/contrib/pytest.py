@@ -152,6 +152,10 @@ def start_worker(app: Any, concurrency: int = 1, pool: str = "solo", loglevel: s
     kwargs.pop("ping_task_timeout", None)
     if pool == "solo":
         concurrency = 1
+    # As Celery's setup_app_for_worker: @shared_task proxies now resolve to this app (the celery_app fixture
+    # restores the previous current/default app afterwards).
+    app.set_current()
+    app.set_default()
     worker = app.Worker(concurrency=concurrency, loglevel=loglevel, queues=list(queues) if queues else None,
                         pool=pool, **kwargs)
     thread = threading.Thread(target=worker.start, daemon=True, name="qtasks-compat-test-worker")
