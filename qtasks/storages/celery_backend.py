@@ -18,7 +18,6 @@ so they wake on a Celery worker's result too.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import datetime as dt
 import json
@@ -433,11 +432,7 @@ class CeleryRedisStorage(BaseStorage):
             await client.delete(*doomed[i:i + 500])
 
     async def stop(self) -> None:
-        st = self.connector.loop_state.get(asyncio.get_running_loop())
-        waiter = st.pop("waiter", None) if st else None
-        if waiter is not None:
-            with contextlib.suppress(Exception):
-                await waiter.close()
+        await ResultWaiter.close_for(self.connector)
         await super().stop()
 
 

@@ -7,8 +7,6 @@ task ending instead of on the next poll.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
@@ -199,11 +197,7 @@ class RedisStorage(BaseStorage):
             await client.delete(*batch)
 
     async def stop(self) -> None:
-        st = self.connector.loop_state.get(asyncio.get_running_loop())
-        waiter = st.pop("waiter", None) if st else None
-        if waiter is not None:
-            with contextlib.suppress(Exception):
-                await waiter.close()
+        await ResultWaiter.close_for(self.connector)
         await super().stop()
 
 

@@ -54,6 +54,15 @@ class ResultWaiter:
             waiter = st["waiter"] = cls(connector)
         return waiter
 
+    @staticmethod
+    async def close_for(connector: RedisConnector) -> None:
+        """Close this loop's waiter of ``connector`` (a storage stopping); the next wait makes a new one."""
+        st = connector.loop_state.get(asyncio.get_running_loop())
+        waiter = st.pop("waiter", None) if st else None
+        if waiter is not None:
+            with contextlib.suppress(Exception):
+                await waiter.close()
+
     def __init__(self, connector: RedisConnector) -> None:
         self.connector = connector
         self._pubsub: Any = None
