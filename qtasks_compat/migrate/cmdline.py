@@ -21,8 +21,9 @@ CELERY_COMMANDS = frozenset({
     "worker", "beat", "call", "purge", "result", "inspect", "control", "status", "events", "multi", "shell",
     "report", "list", "amqp", "migrate", "graph", "logtool", "upgrade", "flower",
 })
-# The program word: not part of a longer name (``qtasks-celery``, ``celery.py``, ``celery[redis]``, ``celery==5``).
-_PROGRAM = re.compile(r"(?<![\w.\-$])celery(?=\s|[\"']|$)")
+# The program word: not part of a longer name (``qtasks-celery``, ``celery.py``, ``celery[redis]``, ``celery==5``)
+# nor a value (``-Q work,celery``, ``--queues=celery``, ``-A proj:celery``).
+_PROGRAM = re.compile(r"(?<![\w.\-$,=:])celery(?=\s|[\"']|$)")
 _APP_OPTION = re.compile(r"(?:-A|--app)[\s=]*$")
 _SHELL_END = {"&&", "||", ";", "|", "&", ";;", ")", "(", ">", ">>", "<", "2>"}
 

@@ -194,3 +194,13 @@ def test_native_is_refused_clearly(proj: Path, capsys: pytest.CaptureFixture[str
     assert main(["apply", str(proj), "--native"]) == 2
     assert "--native is not implemented yet" in capsys.readouterr().err
     assert snapshot(proj) == before
+
+
+def test_celery_as_an_option_value_is_not_a_second_command() -> None:
+    from qtasks_compat.migrate.cmdline import find_invocations, rewrite
+
+    text = "worker: celery -A proj worker -Q work,celery -P solo\nbeat: celery -A proj:celery beat --queues=celery\n"
+    found = find_invocations(text)
+    assert [(i.line, i.args[:3]) for i in found] == [(1, ("-A", "proj", "worker")), (2, ("-A", "proj:celery", "beat"))]
+    assert rewrite(text)[0] == text.replace("worker: celery", "worker: qtasks-celery").replace(
+        "beat: celery", "beat: qtasks-celery")
