@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from qtasks import codec
 from qtasks.exc import TaskPluginTriggerError, TaskTimeoutError
 from qtasks.executors.args import build_args_info
-from qtasks.injection.preparer import prepare_arguments
+from qtasks.injection.preparer import analyze, prepare_arguments
 from qtasks.injection.scopes import ScopeStacks, TaskScope
 from qtasks.logs import Logger
 from qtasks.plugins.host import fire
@@ -99,6 +99,8 @@ class BaseTaskExecutor:
 
     async def inject(self) -> None:
         """Fill Depends, State and pydantic parameters (a no-op for tasks that declare none)."""
+        if not analyze(self.task_func.func).special:
+            return  # the common case: no scope to open and close, no copies of the arguments
         scopes = getattr(self.worker, "scopes", None) or ScopeStacks()
         self._scope = scopes.task_scope()
         self._args, self._kwargs = await prepare_arguments(

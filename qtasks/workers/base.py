@@ -168,8 +168,9 @@ class BaseWorker(PluginHost):
                 tb, model = got.get("task_broker", tb), got.get("model", model)
             if self.broker is not None:
                 await self.broker.remove_finished_task(tb, model)
-            await self._plugin_trigger("worker_execute_after", worker=self, task_func=task_func, task_broker=tb,
-                                       model=model)
+            if self.plugins:
+                await self._plugin_trigger("worker_execute_after", worker=self, task_func=task_func,
+                                           task_broker=tb, model=model)
         finally:
             await self._release(key)
         ms = (time.perf_counter() - started) * 1000
